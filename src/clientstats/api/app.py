@@ -1,0 +1,72 @@
+"""The ASGI application: the statistics fast path in front of the Starlette routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from clientstats.api import admin, health
+from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
+from clientstats.api.openapi import openapi_document
+from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
+from clientstats.cache.memory import InProcessCache
+from clientstats.config import Settings
+from clientstats.services.live_statistics import LiveStatistics
+from clientstats.storage.database import make_engine
+from clientstats.storage.schema import ensure_schema
+
+_OPENAPI = orjson.dumps(openapi_document())
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI document."""
+    return Response(_OPENAPI, media_type=JSON)
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    """Build the service for the given settings; the database is opened at startup."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+        await to_thread.run_sync(ensure_schema, engine)
+        live = LiveStatistics(
+            engine,
+            InProcessCache(),
+            ttl=settings.cache_ttl,
+            poll_interval=settings.freshness_poll_interval,
+        )
+        await to_thread.run_sync(live.refresh_versions)
+        app.state.engine, app.state.live = engine, live
+        poller = asyncio.create_task(live.poll_forever())
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            engine.dispose()
+
+    routes = [
+        Route("/admin/events", admin.post_events, methods=["POST"]),
+        Route("/health/live", health.live, methods=["GET"]),
+        Route("/health/ready", health.ready, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(
+        debug=False,
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.debug = settings.debug
+    return StatisticsEndpoint(app, lambda: app.state.live)

@@ -1,0 +1,136 @@
+"""The OpenAPI 3.1 document of every endpoint, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clientstats.domain.stats import RESPONSE_KEYS
+
+_INT64 = {"type": "integer", "format": "int64"}
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "status", "status_code", "reason", "message", "links"],
+    "properties": {
+        "name": {"type": "string"},
+        "status": {"type": "string"},
+        "status_code": {"type": "integer"},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+        "backtrace": {"type": "array", "items": {"type": "string"}},
+        "links": {"type": "array"},
+    },
+}
+
+STATISTICS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [*RESPONSE_KEYS, "links"],
+    "additionalProperties": False,
+    "properties": {
+        **{key: _INT64 for key in RESPONSE_KEYS},
+        "links": {"type": "array", "maxItems": 0},
+    },
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _statistics_operation(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": [
+            {
+                "name": "locale",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": ["de", "en"]},
+            },
+            {
+                "name": "client_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "description": "The client permalink, matched case-insensitively.",
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The statistics; fresh within a second of a booking.",
+                "headers": {
+                    "ETag": {"schema": {"type": "string"}},
+                    "Cache-Control": {"schema": {"type": "string"}},
+                },
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ClientProjectStatistics"}
+                    }
+                },
+            },
+            "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+            "401": _error("The client requires its credentials for its statistics."),
+            "404": _error("Unknown client."),
+            "503": _error("The database is not available."),
+        },
+    }
+
+
+def _admin_events() -> dict[str, Any]:
+    return {
+        "summary": "Apply ledger events (JSON Lines), idempotent per natural key.",
+        "security": [{"admin": []}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "Every line applied or unchanged.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "401": _error("Missing or wrong admin token."),
+            "415": _error("The body is not application/x-ndjson."),
+            "422": _error("Some lines were rejected (named by line number); all others applied."),
+        },
+    }
+
+
+def _probe(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "503": _error("Not ready."),
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole document."""
+    stats = "/{locale}/api_v4/clients/{client_id}/project_statistics"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "clientstats", "version": "1"},
+        "paths": {
+            f"{stats}.json": {"get": _statistics_operation("Client project statistics")},
+            stats: {"get": _statistics_operation("Client project statistics (no suffix)")},
+            "/admin/events": {"post": _admin_events()},
+            "/health/live": {"get": _probe("Liveness")},
+            "/health/ready": {"get": _probe("Readiness: the database answers")},
+        },
+        "components": {
+            "schemas": {"ClientProjectStatistics": STATISTICS_SCHEMA, "Error": ERROR_SCHEMA},
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+        },
+    }

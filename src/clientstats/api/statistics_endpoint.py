@@ -1,0 +1,143 @@
+"""The statistics endpoint (SPEC §2) as a bare ASGI handler: a cache hit is a dict lookup.
+
+It sits in front of the Starlette app and answers only paths shaped like
+`/{locale}/api_v4/clients/{client_id}/project_statistics[.json]`; everything else passes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from clientstats.api.errors import JSON, error_body
+from clientstats.cache.base import CachedResponse
+from clientstats.errors import ClientstatsError
+from clientstats.services.live_statistics import LiveStatistics
+from clientstats.services.statistics import normalize_permalink
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+LOCALES = frozenset({"de", "en"})
+_SUFFIXES = ("/project_statistics.json", "/project_statistics")
+_CONTENT_TYPE = (b"content-type", JSON.encode())
+_CORS = (b"access-control-allow-origin", b"*")
+_ALLOW = (b"allow", b"GET, HEAD")
+
+
+def match_path(path: str) -> tuple[str, str] | None:
+    """(locale, client_id) if the path is a statistics path, else None."""
+    if not path.endswith(_SUFFIXES):
+        return None
+    parts = path.split("/")
+    if len(parts) != 6 or parts[0] or parts[2] != "api_v4" or parts[3] != "clients" or not parts[4]:
+        return None
+    return parts[1], parts[4]
+
+
+def _if_none_match(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            return bytes(value)
+    return None
+
+
+def _etag_matches(header: bytes, etag: bytes) -> bool:
+    if header.strip() == b"*":
+        return True
+    return any(candidate.strip() == etag for candidate in header.split(b","))
+
+
+class StatisticsEndpoint:
+    """ASGI middleware serving the statistics endpoint from the live cache."""
+
+    def __init__(self, app: ASGIApp, live: Callable[[], LiveStatistics]) -> None:
+        self.app = app
+        self.live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        matched = match_path(scope["path"])
+        if matched is None:
+            await self.app(scope, receive, send)
+            return
+        locale, client_id = matched
+        method = scope["method"]
+        if locale not in LOCALES:
+            await _send_error(send, 404, f"Unknown locale {locale}", method)
+        elif method not in ("GET", "HEAD"):
+            await _send_error(send, 405, f"Method {method} not allowed", method, (_ALLOW,))
+        else:
+            await self._serve(scope, send, normalize_permalink(client_id), method)
+
+    async def _serve(self, scope: Scope, send: Send, permalink: str, method: str) -> None:
+        live = self.live()
+        now = time.time()
+        entry = live.fresh(permalink, now)
+        if entry is None:
+            try:
+                entry = await live.load(permalink)
+            except ClientstatsError as exc:
+                await _send_error(send, exc.status_code, exc.message, method)
+                return
+            except DBAPIError:
+                log.warning(
+                    "statistics of %s unavailable: database error", permalink, exc_info=True
+                )
+                await _send_error(send, 503, "The database is not available; retry", method)
+                return
+        if entry.private:
+            # Credentials per client arrive with the client API; until then, refuse.
+            await _send_error(
+                send,
+                401,
+                "This client's statistics require its API credentials",
+                method,
+                ((b"www-authenticate", b'Basic realm="clientstats"'),),
+            )
+            return
+        await _send_hit(scope, send, entry, now, method)
+
+
+async def _send_hit(
+    scope: Scope, send: Send, entry: CachedResponse, now: float, method: str
+) -> None:
+    max_age = max(0, int(entry.expires_at - now))
+    headers = [
+        (b"etag", entry.etag),
+        (b"cache-control", b"public, max-age=%d" % max_age),
+        _CORS,
+    ]
+    header = _if_none_match(scope)
+    if header is not None and _etag_matches(header, entry.etag):
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers.append(_CONTENT_TYPE)
+    headers.append((b"content-length", b"%d" % len(entry.body)))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else entry.body})
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    message: str,
+    method: str,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    body = error_body(status, message)
+    headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), _CORS, *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

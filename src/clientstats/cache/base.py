@@ -1,0 +1,26 @@
+"""The statistics cache interface: pre-rendered responses keyed by client permalink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A rendered statistics response and what decides whether it is still fresh."""
+
+    permalink: str
+    version: int
+    body: bytes
+    etag: bytes
+    expires_at: float  # wall-clock seconds, so that processes sharing a cache agree
+    private: bool
+
+
+class StatisticsCache(Protocol):
+    """Where rendered responses are kept; every implementation may forget at any time."""
+
+    def get(self, permalink: str) -> CachedResponse | None: ...
+    def put(self, entry: CachedResponse) -> None: ...
+    def discard(self, permalink: str) -> None: ...

@@ -1,0 +1,168 @@
+"""The `clientstats` command (SPEC §6.2): each subcommand calls services, never SQL."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+import click
+import orjson
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from clientstats.config import Settings, settings
+from clientstats.demo_data import generate_demo_events
+from clientstats.errors import ClientstatsError
+from clientstats.services.importing import ImportReport, import_lines
+from clientstats.services.statistics import get_snapshot_or_raise
+from clientstats.services.verification import verify
+from clientstats.storage.database import make_engine
+from clientstats.storage.schema import ensure_schema, head_revision, migrate
+
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_REPORTED_LINES = 1000
+
+
+def _fail(message: str) -> None:
+    click.echo(f"clientstats: {message}", err=True)
+    sys.exit(1)
+
+
+def one_line_errors(command: F) -> F:
+    """Turn every expected failure into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ClientstatsError as exc:
+            _fail(exc.message)
+        except SQLAlchemyError as exc:
+            _fail(f"database error: {str(exc.orig if hasattr(exc, 'orig') else exc).strip()}")
+        except OSError as exc:
+            _fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _engine(config: Settings) -> Engine:
+    engine = make_engine(config.database_url, pool_size=config.database_pool_size)
+    ensure_schema(engine)
+    return engine
+
+
+@click.group()
+def main() -> None:
+    """clientstats: live, exact client statistics for a fundraising platform."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@one_line_errors
+def serve(host: str, port: int) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from clientstats.api.app import create_app
+
+    config = settings()
+    _engine(config).dispose()
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+    )
+
+
+@main.command(name="migrate")
+@one_line_errors
+def migrate_command() -> None:
+    """Bring the database schema up to date."""
+    config = settings()
+    engine = make_engine(config.database_url, pool_size=config.database_pool_size)
+    migrate(engine)
+    click.echo(f"schema at {head_revision()}")
+
+
+def _lines_with_progress(stream: IO[bytes], total: int | None) -> Iterator[bytes]:
+    if total is None or not sys.stderr.isatty():
+        yield from stream
+        return
+    with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+        for line in stream:
+            bar.update(len(line))
+            yield line
+
+
+def _print_report(report: ImportReport) -> None:
+    problems = sorted(report.rejected + report.failures, key=lambda r: r.line)
+    for problem in problems[:MAX_REPORTED_LINES]:
+        click.echo(f"line {problem.line}: {problem.reason}", err=True)
+    if len(problems) > MAX_REPORTED_LINES:
+        click.echo(f"... and {len(problems) - MAX_REPORTED_LINES} more", err=True)
+    click.echo(orjson.dumps(report.summary()).decode())
+
+
+@main.command(name="import")
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
+@one_line_errors
+def import_command(file: str) -> None:
+    """Apply a ledger event file (JSON Lines); `-` reads stdin."""
+    config = settings()
+    engine = _engine(config)
+    if file == "-":
+        report = import_lines(engine, sys.stdin.buffer, batch_size=config.import_batch_size)
+    else:
+        with open(file, "rb") as stream:
+            lines = _lines_with_progress(stream, os.fstat(stream.fileno()).st_size)
+            report = import_lines(engine, lines, batch_size=config.import_batch_size)
+    _print_report(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 1000))
+@one_line_errors
+def demo(scale: int) -> None:
+    """Load a realistic generated data set (several clients, hundreds of projects)."""
+    config = settings()
+    lines = (orjson.dumps(event) for event in generate_demo_events(scale=scale))
+    report = import_lines(_engine(config), lines, batch_size=config.import_batch_size)
+    _print_report(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("client")
+@one_line_errors
+def stats(client: str) -> None:
+    """Print the statistics response body of CLIENT."""
+    snapshot = get_snapshot_or_raise(_engine(settings()), client)
+    click.echo(orjson.dumps(snapshot.statistics.as_response()).decode())
+
+
+@main.command(name="verify")
+@one_line_errors
+def verify_command() -> None:
+    """Recompute every figure from the ledger; exit non-zero on any difference."""
+    report = verify(_engine(settings()))
+    for d in report.differences:
+        click.echo(f"{d.client_id} {d.key}: served {d.served}, ledger says {d.recomputed}")
+    for client_id, balance in sorted(report.negative_pools.items()):
+        click.echo(f"warning: pool of {client_id} is negative ({balance} cents)")
+    click.echo(
+        f"verified {report.clients} clients over {report.entries} ledger entries: "
+        f"{len(report.differences)} difference(s)"
+    )
+    if report.differences:
+        sys.exit(1)

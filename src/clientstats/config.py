@@ -1,0 +1,56 @@
+"""Settings from CLIENTSTATS_* environment variables, built lazily and validated."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clientstats.errors import ConfigurationError
+from clientstats.storage.database import DEFAULT_URL
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the README documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="CLIENTSTATS_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_URL
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    redis_url: str | None = None
+    cache_ttl: int = Field(default=1200, ge=1, le=86_400)
+    freshness_poll_interval: float = Field(default=0.25, gt=0, le=10)
+    admin_token: str = ""
+    debug: bool = False
+    import_batch_size: int = Field(default=1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if len(self.admin_token) < 32 or self.admin_token == "change-me":
+            raise ValueError("production needs CLIENTSTATS_ADMIN_TOKEN of at least 32 characters")
+        if self.debug:
+            raise ValueError("CLIENTSTATS_DEBUG must be off in production")
+        return self
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment; raises ConfigurationError with the reason."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"CLIENTSTATS_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {reasons}") from exc
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return load_settings()

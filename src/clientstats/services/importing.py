@@ -1,0 +1,188 @@
+"""Applying a stream of ledger event lines (SPEC §6.1) in batched transactions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError
+
+from clientstats.domain.booking import Outcome, apply_event
+from clientstats.domain.events import (
+    DonationEvent,
+    Event,
+    EventInvalid,
+    ForwardingEvent,
+    RevocationEvent,
+    parse_line,
+)
+from clientstats.domain.ledger import BookingRejected
+from clientstats.storage.database import write_transaction
+from clientstats.storage.sql_book import SqlBook
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 64 * 1024
+_FAILED_PREFIX = "forwarding recorded as failed: "
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A line that was not applied, and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What an import did, line by line summed up."""
+
+    lines: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    failures: list[Rejection] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected and not self.failures
+
+    def count(self, outcome: Outcome) -> None:
+        if outcome is Outcome.APPLIED:
+            self.applied += 1
+        elif outcome is Outcome.UNCHANGED:
+            self.unchanged += 1
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready summary."""
+        return {
+            "lines": self.lines,
+            "applied": self.applied,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "rejected": len(self.rejected),
+        }
+
+
+Parsed = tuple[int, Event | EventInvalid]
+
+
+def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Parsed]:
+    for number, raw in numbered:
+        if not raw.strip():
+            continue
+        if len(raw) > MAX_LINE_BYTES:
+            yield number, EventInvalid({"line": [f"is longer than {MAX_LINE_BYTES} bytes"]})
+            continue
+        try:
+            yield number, parse_line(raw, now=now)
+        except EventInvalid as invalid:
+            yield number, invalid
+
+
+def import_lines(
+    engine: Engine,
+    lines: Iterable[bytes],
+    *,
+    batch_size: int = 1000,
+    on_batch: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Apply event lines in order; bad lines are reported and skipped, all others applied."""
+    report = ImportReport()
+    numbered = enumerate(lines, start=1)
+    while chunk := list(islice(numbered, batch_size)):
+        apply_lines(engine, chunk, report)
+        if on_batch is not None:
+            on_batch(report)
+    return report
+
+
+def apply_lines(engine: Engine, chunk: list[tuple[int, bytes]], report: ImportReport) -> None:
+    """Parse and apply one chunk of numbered lines in one transaction."""
+    if not chunk:
+        return
+    now = datetime.now(UTC)
+    report.lines = chunk[-1][0]
+    apply_batch(engine, list(_parse(chunk, now)), report, now=now)
+
+
+def apply_batch(
+    engine: Engine, batch: list[Parsed], report: ImportReport, *, now: datetime
+) -> None:
+    """Apply parsed lines in one transaction; if the database refuses it, line by line."""
+    try:
+        outcomes = _apply_in_one_transaction(engine, batch, now=now)
+    except (IntegrityError, DataError) as exc:
+        # Validation should have caught it; the database's constraints are the backstop.
+        if len(batch) == 1:
+            report.rejected.append(Rejection(batch[0][0], f"refused by the database: {exc.orig}"))
+            return
+        log.warning("a batch was refused by the database (%s); applying it line by line", exc.orig)
+        for parsed in batch:
+            apply_batch(engine, [parsed], report, now=now)
+        return
+    for number, outcome in outcomes:
+        if isinstance(outcome, Outcome):
+            report.count(outcome)
+        elif outcome.startswith(_FAILED_PREFIX):
+            report.failed += 1
+            report.failures.append(Rejection(number, outcome))
+        else:
+            report.rejected.append(Rejection(number, outcome))
+
+
+def _apply_in_one_transaction(
+    engine: Engine, batch: list[Parsed], *, now: datetime
+) -> list[tuple[int, Outcome | str]]:
+    events = [event for _, event in batch if not isinstance(event, EventInvalid)]
+    outcomes: list[tuple[int, Outcome | str]] = []
+    with write_transaction(engine) as conn:
+        book = SqlBook(conn, now=now)
+        book.prefetch(tokens=_tokens(events), references=_references(events))
+        for number, event in batch:
+            if isinstance(event, EventInvalid):
+                outcomes.append((number, str(event)))
+                continue
+            try:
+                outcome = apply_event(book, event)
+                outcomes.append(
+                    (number, _failure(book, event) if outcome is Outcome.FAILED else outcome)
+                )
+            except BookingRejected as rejected:
+                outcomes.append((number, str(rejected)))
+        book.flush()
+    return outcomes
+
+
+def _failure(book: SqlBook, event: Event) -> str:
+    assert isinstance(event, ForwardingEvent)
+    booked = book.get_donation(event.forwarding.token)
+    code = booked.failure_code if booked is not None else None
+    return f"{_FAILED_PREFIX}{code}; it moved no money"
+
+
+def _tokens(events: list[Event]) -> Iterator[str]:
+    for event in events:
+        if isinstance(event, DonationEvent):
+            yield event.donation.token
+        elif isinstance(event, ForwardingEvent):
+            yield event.forwarding.token
+        elif isinstance(event, RevocationEvent):
+            yield event.token
+
+
+def _references(events: list[Event]) -> Iterator[tuple[str, str]]:
+    for event in events:
+        entry = None
+        if isinstance(event, DonationEvent):
+            entry = event.donation
+        elif isinstance(event, ForwardingEvent):
+            entry = event.forwarding
+        if entry is not None and entry.client_id and entry.client_reference:
+            yield entry.client_id, entry.client_reference

@@ -1,0 +1,103 @@
+"""Statistics served from a cache that a booking anywhere makes fresh within a poll interval.
+
+Every booking bumps the version of each client whose figures it may change, in the same
+transaction. Each process polls all clients' versions every `poll_interval` seconds; a
+cached response is served only while its version is current and its TTL has not run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+
+import orjson
+from anyio import to_thread
+from sqlalchemy import Engine
+
+from clientstats.cache.base import CachedResponse, StatisticsCache
+from clientstats.services.statistics import get_snapshot_or_raise, list_versions
+from clientstats.storage.statistics_queries import ClientSnapshot, ClientVersion
+
+log = logging.getLogger(__name__)
+
+
+def render(snapshot: ClientSnapshot, *, ttl: int, now: float) -> CachedResponse:
+    """Serialize a snapshot once; every cache hit sends these exact bytes."""
+    body = orjson.dumps(snapshot.statistics.as_response())
+    etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+    return CachedResponse(
+        permalink=snapshot.permalink,
+        version=snapshot.version,
+        body=body,
+        etag=etag,
+        expires_at=now + ttl,
+        private=snapshot.statistics_private,
+    )
+
+
+class LiveStatistics:
+    """The cached read side of the statistics endpoint."""
+
+    def __init__(
+        self, engine: Engine, cache: StatisticsCache, *, ttl: int, poll_interval: float
+    ) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.ttl = ttl
+        self.poll_interval = poll_interval
+        self.versions: dict[str, ClientVersion] = {}
+        self._loading: dict[str, asyncio.Future[CachedResponse]] = {}
+
+    def refresh_versions(self) -> None:
+        """Read every client's version; entries older than it stop being served."""
+        self.versions = list_versions(self.engine)
+
+    def fresh(self, permalink: str, now: float) -> CachedResponse | None:
+        """The cached response if it is still current; no I/O, called on every request."""
+        entry = self.cache.get(permalink)
+        if entry is None or entry.expires_at <= now:
+            return None
+        known = self.versions.get(permalink)
+        if known is None or entry.version < known.version:
+            return None
+        return entry
+
+    async def load(self, permalink: str) -> CachedResponse:
+        """Compute, render and cache a client's response; concurrent misses share one query."""
+        pending = self._loading.get(permalink)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
+        self._loading[permalink] = future
+        try:
+            snapshot = await to_thread.run_sync(get_snapshot_or_raise, self.engine, permalink)
+            entry = render(snapshot, ttl=self.ttl, now=time.time())
+            known = self.versions.get(permalink)
+            if known is None or known.version < entry.version:
+                self.versions[permalink] = ClientVersion(entry.version, entry.private)
+            self.cache.put(entry)
+            future.set_result(entry)
+            return entry
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters, if any, re-raise it themselves
+            raise
+        finally:
+            del self._loading[permalink]
+
+    async def poll_forever(self) -> None:
+        """Keep the versions current until cancelled; a failing poll is logged once per outage."""
+        failing = False
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await to_thread.run_sync(self.refresh_versions)
+                if failing:
+                    log.warning("statistics freshness polling recovered")
+                failing = False
+            except Exception:
+                if not failing:
+                    log.exception("statistics freshness polling failed; retrying")
+                failing = True

@@ -1,0 +1,35 @@
+"""Reading a client's statistics: uncached for the CLI, and the freshness signal for caches."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from clientstats.errors import NotFound
+from clientstats.storage.database import read_transaction
+from clientstats.storage.statistics_queries import (
+    ClientSnapshot,
+    ClientVersion,
+    client_snapshot,
+    client_versions,
+)
+
+
+def normalize_permalink(permalink: str) -> str:
+    """Permalinks are matched case-insensitively (SPEC §2)."""
+    return permalink.lower()
+
+
+def get_snapshot_or_raise(engine: Engine, permalink: str) -> ClientSnapshot:
+    """A client's current figures; NotFound for an unknown client."""
+    permalink = normalize_permalink(permalink)
+    with read_transaction(engine) as conn:
+        snapshot = client_snapshot(conn, permalink)
+    if snapshot is None:
+        raise NotFound(f"Couldn't find Client with permalink={permalink}")
+    return snapshot
+
+
+def list_versions(engine: Engine) -> dict[str, ClientVersion]:
+    """Every client's version, for caches deciding what is still fresh."""
+    with read_transaction(engine) as conn:
+        return client_versions(conn)

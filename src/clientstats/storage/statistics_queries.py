@@ -1,0 +1,89 @@
+"""The fast path: a client's figures from the maintained aggregates, O(its projects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, case, func, select
+
+from clientstats.domain.stats import Statistics
+from clientstats.storage.tables import (
+    client_projects,
+    client_totals,
+    clients,
+    matching_fund_totals,
+    matching_funds,
+    project_totals,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSnapshot:
+    """A client's figures together with the version they were computed at."""
+
+    permalink: str
+    version: int
+    statistics_private: bool
+    statistics: Statistics
+
+
+@dataclass(frozen=True, slots=True)
+class ClientVersion:
+    """What caches need to know of a client to decide whether an entry is still fresh."""
+
+    version: int
+    statistics_private: bool
+
+
+def client_versions(conn: Connection) -> dict[str, ClientVersion]:
+    """Every client's current version: the freshness signal all caches poll."""
+    query = select(
+        client_totals.c.client_id, client_totals.c.version, clients.c.statistics_private
+    ).join(clients, clients.c.permalink == client_totals.c.client_id)
+    return {
+        row.client_id: ClientVersion(int(row.version), bool(row.statistics_private))
+        for row in conn.execute(query)
+    }
+
+
+def client_snapshot(conn: Connection, permalink: str) -> ClientSnapshot | None:
+    """The §2.1 figures of one client from the aggregates; None for an unknown client."""
+    head = conn.execute(
+        select(clients.c.has_pool, clients.c.statistics_private, client_totals)
+        .join(client_totals, client_totals.c.client_id == clients.c.permalink)
+        .where(clients.c.permalink == permalink)
+    ).first()
+    if head is None:
+        return None
+    requested = project_totals.c.requested_in_cents
+    money = project_totals.c.money_in_cents
+    projects_count, requested_sum, open_sum = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(requested), 0),
+            func.coalesce(func.sum(case((requested > money, requested - money), else_=0)), 0),
+        )
+        .select_from(client_projects)
+        .join(project_totals, project_totals.c.project_id == client_projects.c.project_id)
+        .where(client_projects.c.client_id == permalink)
+    ).one()
+    matched = conn.execute(
+        select(func.coalesce(func.sum(matching_fund_totals.c.matched_in_cents), 0))
+        .select_from(matching_funds)
+        .join(matching_fund_totals, matching_fund_totals.c.fund_id == matching_funds.c.id)
+        .where(matching_funds.c.client_id == permalink)
+    ).scalar_one()
+    # PostgreSQL returns SUM(bigint) as numeric: int() keeps every figure an exact integer.
+    requested_total, open_total = int(requested_sum), int(open_sum)
+    pool = int(head.pool_in_cents) - int(head.pool_out_cents) if head.has_pool else 0
+    statistics = Statistics(
+        donated_amount_in_cents=requested_total - open_total,
+        pool_balance_in_cents=pool,
+        open_amount_in_cents=open_total,
+        requested_amount_in_cents=requested_total,
+        projects_count=int(projects_count),
+        client_donated_amount_in_cents=int(head.client_donated_in_cents),
+        client_matched_amount_in_cents=int(matched),
+        client_donations_count=int(head.client_donations_count),
+    )
+    return ClientSnapshot(permalink, int(head.version), bool(head.statistics_private), statistics)

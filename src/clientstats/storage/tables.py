@@ -1,0 +1,192 @@
+"""Table definitions: reference data, the append-only ledger and its maintained aggregates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; PostgreSQL gets BIGINT.
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _money(name: str, **kwargs: Any) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, **kwargs)
+
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("permalink", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("has_pool", Boolean, nullable=False),
+    Column("statistics_private", Boolean, nullable=False),
+    Column("api_username", String(64), nullable=True, unique=True),
+    Column("api_password_hash", String(255), nullable=True),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("title", String(200), nullable=False),
+    Column("closed", Boolean, nullable=False),
+    Column("donations_prohibited", Boolean, nullable=False),
+    CheckConstraint("id >= 1", name="id_positive"),
+)
+
+client_projects = Table(
+    "client_projects",
+    metadata,
+    Column("client_id", String(64), ForeignKey("clients.permalink"), primary_key=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), primary_key=True),
+    Index("ix_client_projects_project_id", "project_id"),
+)
+
+needs = Table(
+    "needs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=False, index=True),
+    Column("title", String(200), nullable=False),
+    _money("requested_amount_in_cents"),
+    CheckConstraint("id >= 1", name="id_positive"),
+    CheckConstraint("requested_amount_in_cents >= 1", name="requested_positive"),
+)
+
+matching_funds = Table(
+    "matching_funds",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("client_id", String(64), ForeignKey("clients.permalink"), nullable=False, index=True),
+    Column("title", String(200), nullable=False),
+    _money("provided_amount_in_cents"),
+    _money("maximum_matching_amount_in_cents"),
+    Column("state", String(16), nullable=False),
+    CheckConstraint("provided_amount_in_cents >= 0", name="provided_not_negative"),
+    CheckConstraint("maximum_matching_amount_in_cents >= 1", name="maximum_positive"),
+    CheckConstraint("state IN ('activated', 'closed')", name="state_known"),
+)
+
+matching_fund_projects = Table(
+    "matching_fund_projects",
+    metadata,
+    Column("fund_id", BigInteger, ForeignKey("matching_funds.id"), primary_key=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), primary_key=True),
+    Index("ix_matching_fund_projects_project_id", "project_id"),
+)
+
+CHANNELS = "('platform', 'client', 'external', 'offline', 'matching', 'forwarding')"
+
+donations = Table(
+    "donations",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("token", String(100), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    _money("amount_in_cents"),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=True, index=True),
+    Column("pool_client_id", String(64), ForeignKey("clients.permalink"), nullable=True),
+    Column("client_id", String(64), ForeignKey("clients.permalink"), nullable=True),
+    Column("client_reference", String(128), nullable=True),
+    Column("tracking_via", String(200), nullable=True),
+    Column("matching_fund_id", BigInteger, ForeignKey("matching_funds.id"), nullable=True),
+    Column("matched_token", String(100), ForeignKey("donations.token"), nullable=True, unique=True),
+    Column("redirected_from_project_id", BigInteger, ForeignKey("projects.id"), nullable=True),
+    Column("failure_code", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("booked_at", UtcDateTime(), nullable=False),
+    CheckConstraint("amount_in_cents > 0", name="amount_positive"),
+    CheckConstraint(f"channel IN {CHANNELS}", name="channel_known"),
+    CheckConstraint(
+        "(project_id IS NULL) <> (pool_client_id IS NULL)", name="exactly_one_receiver"
+    ),
+    CheckConstraint("channel <> 'client' OR client_id IS NOT NULL", name="client_has_client"),
+    CheckConstraint(
+        "channel <> 'forwarding' OR (client_id IS NOT NULL AND project_id IS NOT NULL)",
+        name="forwarding_from_pool_to_project",
+    ),
+    CheckConstraint(
+        "channel <> 'matching' OR (matching_fund_id IS NOT NULL AND matched_token IS NOT NULL)",
+        name="matching_has_fund",
+    ),
+    CheckConstraint("failure_code IS NULL OR channel = 'forwarding'", name="only_forwardings_fail"),
+    UniqueConstraint("client_id", "client_reference", name="uq_donations_client_reference"),
+    Index("ix_donations_pool_client_id", "pool_client_id"),
+)
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("token", String(100), ForeignKey("donations.token"), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("booked_at", UtcDateTime(), nullable=False),
+)
+
+# Aggregates kept in the same transaction as every booking, so statistics never scan donations.
+project_totals = Table(
+    "project_totals",
+    metadata,
+    Column("project_id", BigInteger, ForeignKey("projects.id"), primary_key=True),
+    _money("requested_in_cents", server_default="0"),
+    _money("money_in_cents", server_default="0"),
+)
+
+client_totals = Table(
+    "client_totals",
+    metadata,
+    Column("client_id", String(64), ForeignKey("clients.permalink"), primary_key=True),
+    _money("client_donated_in_cents", server_default="0"),
+    _money("client_donations_count", server_default="0"),
+    _money("pool_in_cents", server_default="0"),
+    _money("pool_out_cents", server_default="0"),
+    # Bumped whenever any figure of the client may have changed; caches compare it.
+    Column("version", BigInteger, nullable=False, server_default="0"),
+)
+
+matching_fund_totals = Table(
+    "matching_fund_totals",
+    metadata,
+    Column("fund_id", BigInteger, ForeignKey("matching_funds.id"), primary_key=True),
+    _money("matched_in_cents", server_default="0"),
+)
