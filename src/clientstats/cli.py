@@ -62,14 +62,17 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Do not book requests in this process.")
 @one_line_errors
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, no_worker: bool) -> None:
     """Run the HTTP API."""
     import uvicorn
 
     from clientstats.api.app import create_app
 
     config = settings()
+    if no_worker:
+        config = config.model_copy(update={"worker_in_process": False})
     _engine(config).dispose()
     uvicorn.run(
         create_app(config),
@@ -166,3 +169,38 @@ def verify_command() -> None:
     )
     if report.differences:
         sys.exit(1)
+
+
+@main.command()
+@one_line_errors
+def worker() -> None:
+    """Book pending pledges and forwarding requests until stopped (SIGINT/SIGTERM)."""
+    import signal
+
+    from clientstats.worker import Worker
+
+    process_worker = Worker(_engine(settings()))
+
+    def _stop(_signum: int, _frame: object) -> None:
+        process_worker.stopping.set()
+        process_worker.woken.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo("worker started", err=True)
+    process_worker.run()
+
+
+@main.group()
+def client() -> None:
+    """Manage clients."""
+
+
+@client.command()
+@click.argument("client_id")
+@one_line_errors
+def credentials(client_id: str) -> None:
+    """Issue a new API password for CLIENT_ID and print the credentials as JSON."""
+    from clientstats.services.credentials import issue_credentials
+
+    click.echo(orjson.dumps(issue_credentials(_engine(settings()), client_id)).decode())

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     admin_token: str = ""
     debug: bool = False
     import_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    worker_in_process: bool = True
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

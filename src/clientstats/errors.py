@@ -73,3 +73,10 @@ class SchemaOutdated(ClientstatsError):
 
 class ConfigurationError(ClientstatsError):
     """A setting is missing, malformed or unsafe for production."""
+
+
+class BadRequest(ClientstatsError):
+    """A request that cannot even be read (e.g. a body that is not JSON)."""
+
+    status_code = 400
+    reason = "Bad Request"

@@ -13,15 +13,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientstats.api import admin, health
+from clientstats.api import admin, client_api, health
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
 from clientstats.cache.memory import InProcessCache
 from clientstats.config import Settings
+from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
 from clientstats.storage.database import make_engine
 from clientstats.storage.schema import ensure_schema
+from clientstats.worker import Worker
 
 _OPENAPI = orjson.dumps(openapi_document())
 
@@ -46,6 +48,11 @@ def create_app(settings: Settings) -> ASGIApp:
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live
+        app.state.authenticator = Authenticator(engine)
+        worker = Worker(engine) if settings.worker_in_process else None
+        app.state.wake_worker = worker.wake if worker is not None else lambda: None
+        if worker is not None:
+            worker.start_thread()
         poller = asyncio.create_task(live.poll_forever())
         try:
             yield
@@ -53,6 +60,8 @@ def create_app(settings: Settings) -> ASGIApp:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            if worker is not None:
+                await to_thread.run_sync(worker.stop)
             engine.dispose()
 
     routes = [
@@ -60,6 +69,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/health/live", health.live, methods=["GET"]),
         Route("/health/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *client_api.ROUTES,
     ]
     app = Starlette(
         debug=False,
@@ -69,4 +79,4 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state.settings = settings
     app.state.debug = settings.debug
-    return StatisticsEndpoint(app, lambda: app.state.live)
+    return StatisticsEndpoint(app, lambda: app.state.live, lambda: app.state.authenticator)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from clientstats.api.errors import JSON, error_body
 from clientstats.cache.base import CachedResponse
 from clientstats.errors import ClientstatsError
+from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
 from clientstats.services.statistics import normalize_permalink
 
@@ -32,6 +33,7 @@ _SUFFIXES = ("/project_statistics.json", "/project_statistics")
 _CONTENT_TYPE = (b"content-type", JSON.encode())
 _CORS = (b"access-control-allow-origin", b"*")
 _ALLOW = (b"allow", b"GET, HEAD")
+_CHALLENGE = (b"www-authenticate", b'Basic realm="clientstats"')
 
 
 def match_path(path: str) -> tuple[str, str] | None:
@@ -44,9 +46,9 @@ def match_path(path: str) -> tuple[str, str] | None:
     return parts[1], parts[4]
 
 
-def _if_none_match(scope: Scope) -> bytes | None:
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
     for name, value in scope["headers"]:
-        if name == b"if-none-match":
+        if name == wanted:
             return bytes(value)
     return None
 
@@ -60,9 +62,15 @@ def _etag_matches(header: bytes, etag: bytes) -> bool:
 class StatisticsEndpoint:
     """ASGI middleware serving the statistics endpoint from the live cache."""
 
-    def __init__(self, app: ASGIApp, live: Callable[[], LiveStatistics]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        live: Callable[[], LiveStatistics],
+        authenticator: Callable[[], Authenticator],
+    ) -> None:
         self.app = app
         self.live = live
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,12 +122,15 @@ async def _send_hit(
     scope: Scope, send: Send, entry: CachedResponse, now: float, method: str
 ) -> None:
     max_age = max(0, int(entry.expires_at - now))
-    headers = [
-        (b"etag", entry.etag),
-        (b"cache-control", b"public, max-age=%d" % max_age),
-        _CORS,
-    ]
-    header = _if_none_match(scope)
+    if entry.private:
+        headers = [(b"etag", entry.etag), (b"cache-control", b"private, max-age=%d" % max_age)]
+    else:
+        headers = [
+            (b"etag", entry.etag),
+            (b"cache-control", b"public, max-age=%d" % max_age),
+            _CORS,
+        ]
+    header = _header(scope, b"if-none-match")
     if header is not None and _etag_matches(header, entry.etag):
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b""})

@@ -190,3 +190,30 @@ matching_fund_totals = Table(
     Column("fund_id", BigInteger, ForeignKey("matching_funds.id"), primary_key=True),
     _money("matched_in_cents", server_default="0"),
 )
+
+# Writes a client made through the API (SPEC §5): stored before the 202, booked by a worker.
+client_requests = Table(
+    "client_requests",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("client_id", String(64), ForeignKey("clients.permalink"), nullable=False),
+    Column("client_reference", String(128), nullable=False),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=True),
+    _money("amount_in_cents"),
+    Column("tracking_via", String(200), nullable=True),
+    Column("details", String(8000), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("failure_code", String(64), nullable=True),
+    Column("donation_token", String(100), ForeignKey("donations.token"), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+    Column("failed_at", UtcDateTime(), nullable=True),
+    CheckConstraint("amount_in_cents > 0", name="request_amount_positive"),
+    CheckConstraint("kind IN ('pledge', 'forwarding')", name="request_kind_known"),
+    CheckConstraint("state IN ('pending', 'confirmed', 'failed')", name="request_state_known"),
+    CheckConstraint("kind = 'pledge' OR project_id IS NOT NULL", name="forwarding_has_project"),
+    UniqueConstraint("client_id", "client_reference", name="uq_client_requests_reference"),
+    Index("ix_client_requests_state_id", "state", "id"),
+)

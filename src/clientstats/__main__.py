@@ -1,0 +1,5 @@
+"""`python -m clientstats` runs the command line."""
+
+from clientstats.cli import main
+
+main()

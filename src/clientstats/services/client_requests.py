@@ -1,0 +1,96 @@
+"""Accepting pledges and forwarding requests (SPEC §5.2, §5.3) and reading their state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pycountry
+from sqlalchemy import Engine
+
+from clientstats.domain.requests import (
+    ClientRequest,
+    Errors,
+    Problem,
+    RequestKind,
+    StoredRequest,
+    validate_forwarding,
+    validate_pledge,
+)
+from clientstats.errors import NotFound
+from clientstats.storage import requests_store
+from clientstats.storage.database import read_transaction, write_transaction
+from clientstats.storage.sql_book import SqlBook
+
+
+class RequestInvalid(Exception):
+    """A request body with problems per field, still to be worded in the caller's language."""
+
+    def __init__(self, errors: Errors) -> None:
+        super().__init__(", ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The outcome of accepting a request: the stored one, and whether this call stored it."""
+
+    request: StoredRequest
+    created: bool
+
+
+def is_country(code: str) -> bool:
+    """Whether `code` is an ISO 3166-1 alpha-2 country code."""
+    return len(code) == 2 and pycountry.countries.get(alpha_2=code.upper()) is not None
+
+
+def accept(
+    engine: Engine,
+    *,
+    client_id: str,
+    kind: RequestKind,
+    project_id: int | None,
+    body: Mapping[str, object],
+) -> Accepted:
+    """Validate and durably store a request; a repeated client reference stores nothing."""
+    errors = (
+        validate_pledge(body, is_country)
+        if kind is RequestKind.PLEDGE
+        else validate_forwarding(body)
+    )
+    if errors:
+        raise RequestInvalid(errors)
+    details = {k: v for k, v in body.items() if k not in ("amount_in_cents", "client_reference")}
+    request = ClientRequest(
+        kind=kind,
+        client_id=client_id,
+        client_reference=str(body["client_reference"]),
+        amount_in_cents=int(body["amount_in_cents"]),  # type: ignore[call-overload]
+        project_id=project_id,
+        details=details,  # type: ignore[arg-type]
+    )
+    with write_transaction(engine) as conn:
+        if (
+            project_id is not None
+            and SqlBook(conn, now=datetime.now(UTC)).get_project(project_id) is None
+        ):
+            raise NotFound(f"Couldn't find Project with id={project_id}")
+        stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
+    if stored.kind is not kind:
+        raise RequestInvalid({"client_reference": [Problem("reference_used_by_other_kind")]})
+    return Accepted(stored, created)
+
+
+def get_or_raise(
+    engine: Engine, *, client_id: str, kind: RequestKind, request_id: int
+) -> StoredRequest:
+    """A client's own request; NotFound for anything else."""
+    with read_transaction(engine) as conn:
+        found = requests_store.get_for_client(
+            conn, client_id=client_id, kind=kind, request_id=request_id
+        )
+    if found is None:
+        noun = "DonationPledge" if kind is RequestKind.PLEDGE else "ForwardingRequest"
+        raise NotFound(f"Couldn't find {noun} with id={request_id}")
+    return found
