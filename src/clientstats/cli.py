@@ -49,7 +49,9 @@ def one_line_errors(command: F) -> F:
 
 
 def _engine(config: Settings) -> Engine:
-    engine = make_engine(config.database_url, pool_size=config.database_pool_size)
+    engine = make_engine(
+        config.database_url, pool_size=config.database_pool_size, timeout=config.database_timeout
+    )
     ensure_schema(engine)
     return engine
 
@@ -62,9 +64,16 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--no-worker", is_flag=True, help="Do not book requests in this process.")
+@click.option("--no-worker", is_flag=True, help="Do not book requests in the API processes.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Number of API processes.",
+)
 @one_line_errors
-def serve(host: str, port: int, no_worker: bool) -> None:
+def serve(host: str, port: int, no_worker: bool, workers: int) -> None:
     """Run the HTTP API."""
     import uvicorn
 
@@ -74,14 +83,26 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     if no_worker:
         config = config.model_copy(update={"worker_in_process": False})
     _engine(config).dispose()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "access_log": False,
+        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
+        "http": "httptools",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(config), **options)
+        return
+    # Each process builds its app from the environment, so pass the flag on through it.
+    if no_worker:
+        os.environ["CLIENTSTATS_WORKER_IN_PROCESS"] = "false"
     uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        "clientstats.api.asgi:app_from_environment",
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=30,  # a loaded 2-core machine can start a process slowly
+        **options,
     )
 
 
@@ -90,7 +111,9 @@ def serve(host: str, port: int, no_worker: bool) -> None:
 def migrate_command() -> None:
     """Bring the database schema up to date."""
     config = settings()
-    engine = make_engine(config.database_url, pool_size=config.database_pool_size)
+    engine = make_engine(
+        config.database_url, pool_size=config.database_pool_size, timeout=config.database_timeout
+    )
     migrate(engine)
     click.echo(f"schema at {head_revision()}")
 
@@ -204,3 +227,24 @@ def credentials(client_id: str) -> None:
     from clientstats.services.credentials import issue_credentials
 
     click.echo(orjson.dumps(issue_credentials(_engine(settings()), client_id)).decode())
+
+
+@main.command()
+@click.argument("client_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@one_line_errors
+def reconcile(client_id: str, file: str) -> None:
+    """Compare a client's CSV of collected pledges with the booked ones (SPEC §5.4)."""
+    from clientstats.services.reconciliation import reconcile as run_reconcile
+
+    engine = _engine(settings())
+    if file == "-":
+        findings = run_reconcile(engine, client_id, sys.stdin)
+    else:
+        with open(file, encoding="utf-8-sig", newline="") as stream:
+            findings = run_reconcile(engine, client_id, stream)
+    for finding in findings:
+        click.echo(f"{finding.kind}\t{finding.client_reference}\t{finding.detail}")
+    click.echo(f"{len(findings)} finding(s)", err=True)
+    if findings:
+        sys.exit(1)

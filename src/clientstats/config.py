@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     database_url: str = DEFAULT_URL
     database_pool_size: int = Field(default=5, ge=1, le=100)
+    database_timeout: float = Field(default=5.0, gt=0, le=60)
+    redis_timeout: float = Field(default=0.25, gt=0, le=10)
     redis_url: str | None = None
     cache_ttl: int = Field(default=1200, ge=1, le=86_400)
     freshness_poll_interval: float = Field(default=0.25, gt=0, le=10)

@@ -18,6 +18,7 @@ from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
 from clientstats.cache.memory import InProcessCache
+from clientstats.cache.redis_cache import RedisCache
 from clientstats.config import Settings
 from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
@@ -38,13 +39,24 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            timeout=settings.database_timeout,
+        )
         await to_thread.run_sync(ensure_schema, engine)
+        shared = (
+            RedisCache(settings.redis_url, timeout=settings.redis_timeout)
+            if settings.redis_url
+            else None
+        )
+        app.state.shared_cache = shared
         live = LiveStatistics(
             engine,
             InProcessCache(),
             ttl=settings.cache_ttl,
             poll_interval=settings.freshness_poll_interval,
+            shared=shared,
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live

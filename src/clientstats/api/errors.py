@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from http import HTTPStatus
 
 import orjson
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -111,7 +113,23 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "Something went wrong", backtrace=_backtrace(request, exc))
 
 
+async def handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database cannot be reached or timed out: retryable, so 503, not 500."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503,
+        "The database is not available; retry",
+        headers={"Retry-After": "1"},
+        backtrace=_backtrace(request, exc),
+    )
+
+
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+
 EXCEPTION_HANDLERS = {
+    OperationalError: handle_database_unavailable,
+    InterfaceError: handle_database_unavailable,
+    PoolTimeout: handle_database_unavailable,
     ClientstatsError: handle_clientstats_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,

@@ -26,7 +26,15 @@ def _database_answers(engine: Engine) -> bool:
 
 
 async def ready(request: Request) -> Response:
-    """The database answers, so requests can be served."""
+    """The database answers, so requests can be served; Redis is reported, not required.
+
+    Without Redis every process still answers correctly from its own cache and the
+    database, so a Redis outage must not take all API processes out of a load balancer.
+    """
     if not await to_thread.run_sync(_database_answers, request.app.state.engine):
         return error_response(503, "The database does not answer")
-    return Response(orjson.dumps({"status": "ok", "database": "ok"}), media_type=JSON)
+    body: dict[str, str] = {"status": "ok", "database": "ok"}
+    shared = getattr(request.app.state, "shared_cache", None)
+    if shared is not None:
+        body["redis"] = "ok" if await to_thread.run_sync(shared.ping) else "unavailable"
+    return Response(orjson.dumps(body), media_type=JSON)

@@ -7,13 +7,12 @@ It sits in front of the Starlette app and answers only paths shaped like
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
-from clientstats.api.errors import JSON, error_body
+from clientstats.api.errors import DATABASE_UNAVAILABLE, JSON, error_body
 from clientstats.cache.base import CachedResponse
 from clientstats.errors import ClientstatsError
 from clientstats.services.credentials import Authenticator
@@ -34,6 +33,8 @@ _CONTENT_TYPE = (b"content-type", JSON.encode())
 _CORS = (b"access-control-allow-origin", b"*")
 _ALLOW = (b"allow", b"GET, HEAD")
 _CHALLENGE = (b"www-authenticate", b'Basic realm="clientstats"')
+# Permalinks are [a-z0-9_-]{1,64} (SPEC §3); ASCII only, so e.g. the Kelvin sign is no "k".
+_PERMALINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def match_path(path: str) -> tuple[str, str] | None:
@@ -56,7 +57,8 @@ def _header(scope: Scope, wanted: bytes) -> bytes | None:
 def _etag_matches(header: bytes, etag: bytes) -> bool:
     if header.strip() == b"*":
         return True
-    return any(candidate.strip() == etag for candidate in header.split(b","))
+    # If-None-Match compares weakly (RFC 9110 §13.1.2): W/"x" matches "x".
+    return any(candidate.strip().removeprefix(b"W/") == etag for candidate in header.split(b","))
 
 
 class StatisticsEndpoint:
@@ -86,6 +88,10 @@ class StatisticsEndpoint:
             await _send_error(send, 404, f"Unknown locale {locale}", method)
         elif method not in ("GET", "HEAD"):
             await _send_error(send, 405, f"Method {method} not allowed", method, (_ALLOW,))
+        elif not _PERMALINK.fullmatch(client_id):
+            # No client has such a permalink; the database never sees it (PostgreSQL refuses NUL).
+            message = f"Couldn't find Client with permalink={normalize_permalink(client_id)}"
+            await _send_error(send, 404, message, method)
         else:
             await self._serve(scope, send, normalize_permalink(client_id), method)
 
@@ -99,7 +105,7 @@ class StatisticsEndpoint:
             except ClientstatsError as exc:
                 await _send_error(send, exc.status_code, exc.message, method)
                 return
-            except DBAPIError:
+            except DATABASE_UNAVAILABLE:
                 log.warning(
                     "statistics of %s unavailable: database error", permalink, exc_info=True
                 )

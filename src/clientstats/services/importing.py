@@ -21,7 +21,7 @@ from clientstats.domain.events import (
     parse_line,
 )
 from clientstats.domain.ledger import BookingRejected
-from clientstats.storage.database import write_transaction
+from clientstats.storage.database import retrying, write_transaction
 from clientstats.storage.sql_book import SqlBook
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def apply_batch(
 ) -> None:
     """Apply parsed lines in one transaction; if the database refuses it, line by line."""
     try:
-        outcomes = _apply_in_one_transaction(engine, batch, now=now)
+        outcomes = retrying(5, lambda: _apply_in_one_transaction(engine, batch, now=now))
     except (IntegrityError, DataError) as exc:
         # Validation should have caught it; the database's constraints are the backstop.
         if len(batch) == 1:

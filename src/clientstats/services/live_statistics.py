@@ -16,7 +16,7 @@ import orjson
 from anyio import to_thread
 from sqlalchemy import Engine
 
-from clientstats.cache.base import CachedResponse, StatisticsCache
+from clientstats.cache.base import CachedResponse, SharedStatisticsCache, StatisticsCache
 from clientstats.services.statistics import get_snapshot_or_raise, list_versions
 from clientstats.storage.statistics_queries import ClientSnapshot, ClientVersion
 
@@ -41,10 +41,17 @@ class LiveStatistics:
     """The cached read side of the statistics endpoint."""
 
     def __init__(
-        self, engine: Engine, cache: StatisticsCache, *, ttl: int, poll_interval: float
+        self,
+        engine: Engine,
+        cache: StatisticsCache,
+        *,
+        ttl: int,
+        poll_interval: float,
+        shared: SharedStatisticsCache | None = None,
     ) -> None:
         self.engine = engine
         self.cache = cache
+        self.shared = shared
         self.ttl = ttl
         self.poll_interval = poll_interval
         self.versions: dict[str, ClientVersion] = {}
@@ -72,8 +79,7 @@ class LiveStatistics:
         future: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
         self._loading[permalink] = future
         try:
-            snapshot = await to_thread.run_sync(get_snapshot_or_raise, self.engine, permalink)
-            entry = render(snapshot, ttl=self.ttl, now=time.time())
+            entry = await to_thread.run_sync(self._compute, permalink)
             known = self.versions.get(permalink)
             if known is None or known.version < entry.version:
                 self.versions[permalink] = ClientVersion(entry.version, entry.private)
@@ -86,6 +92,19 @@ class LiveStatistics:
             raise
         finally:
             del self._loading[permalink]
+
+    def _compute(self, permalink: str) -> CachedResponse:
+        """The response from the shared cache if it has the current version, else the database."""
+        known = self.versions.get(permalink)
+        now = time.time()
+        if self.shared is not None and known is not None:
+            shared = self.shared.fetch(permalink, known.version)
+            if shared is not None and shared.expires_at > now:
+                return shared
+        entry = render(get_snapshot_or_raise(self.engine, permalink), ttl=self.ttl, now=now)
+        if self.shared is not None:
+            self.shared.store(entry)
+        return entry
 
     async def poll_forever(self) -> None:
         """Keep the versions current until cancelled; a failing poll is logged once per outage."""

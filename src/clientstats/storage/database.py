@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///./clientstats.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -20,13 +24,22 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """Create the engine for a database URL with the settings this product relies on."""
+def make_engine(url: str, *, pool_size: int = 5, timeout: float = 5.0) -> Engine:
+    """Create the engine for a database URL with the settings this product relies on.
+
+    `timeout` bounds connecting and waiting for a pooled connection, so a database that is
+    down turns into a quick error (503) instead of a hanging request.
+    """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args={"connect_timeout": max(1, int(timeout))},
     )
 
 
@@ -68,5 +81,28 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """One read-only transaction: a consistent snapshot of the database."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    """Whether a transaction failed only because a concurrent one won; retrying is safe."""
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def retrying(attempts: int, action: Callable[[], T]) -> T:
+    """Run a whole transaction again when it lost a deadlock or serialization race."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except DBAPIError as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            time.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")

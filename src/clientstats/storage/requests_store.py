@@ -152,3 +152,9 @@ def credentials_of(conn: Connection, username: str) -> tuple[str, str] | None:
     if row is None or row.api_password_hash is None:
         return None
     return row.permalink, row.api_password_hash
+
+
+def client_exists(conn: Connection, permalink: str) -> bool:
+    """Whether a client with this permalink exists."""
+    query = select(clients.c.permalink).where(clients.c.permalink == permalink)
+    return conn.execute(query).first() is not None

@@ -156,8 +156,11 @@ class SqlBook:
 
     def pool_balance(self, client_id: str) -> int:
         if client_id not in self._stored_pool:
-            query = select(client_totals.c.pool_in_cents - client_totals.c.pool_out_cents).where(
-                client_totals.c.client_id == client_id
+            # Locked until commit: concurrent writers must not both spend the same balance.
+            query = (
+                select(client_totals.c.pool_in_cents - client_totals.c.pool_out_cents)
+                .where(client_totals.c.client_id == client_id)
+                .with_for_update()
             )
             self._stored_pool[client_id] = int(self.conn.execute(query).scalar() or 0)
         deltas = self._client_deltas[client_id]
@@ -182,8 +185,11 @@ class SqlBook:
 
     def _fund_matched(self, fund_id: int) -> int:
         if fund_id not in self._stored_matched:
-            query = select(matching_fund_totals.c.matched_in_cents).where(
-                matching_fund_totals.c.fund_id == fund_id
+            # Locked until commit: concurrent writers must not both spend the same budget.
+            query = (
+                select(matching_fund_totals.c.matched_in_cents)
+                .where(matching_fund_totals.c.fund_id == fund_id)
+                .with_for_update()
             )
             self._stored_matched[fund_id] = int(self.conn.execute(query).scalar() or 0)
         return self._stored_matched[fund_id] + self._matched[fund_id]
