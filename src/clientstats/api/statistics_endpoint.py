@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from anyio import to_thread
+
 from clientstats.api.errors import DATABASE_UNAVAILABLE, JSON, error_body
 from clientstats.cache.base import CachedResponse
 from clientstats.errors import ClientstatsError
@@ -111,17 +113,29 @@ class StatisticsEndpoint:
                 )
                 await _send_error(send, 503, "The database is not available; retry", method)
                 return
-        if entry.private:
-            # Credentials per client arrive with the client API; until then, refuse.
-            await _send_error(
-                send,
-                401,
-                "This client's statistics require its API credentials",
-                method,
-                ((b"www-authenticate", b'Basic realm="clientstats"'),),
-            )
+        if entry.private and not await self._authorized(scope, send, permalink, method):
             return
         await _send_hit(scope, send, entry, now, method)
+
+    async def _authorized(self, scope: Scope, send: Send, permalink: str, method: str) -> bool:
+        """Private statistics (SPEC §2, §5.1): only the client's own credentials open them."""
+        header = _header(scope, b"authorization")
+        authenticate = self.authenticator().authenticate
+        try:
+            client_id = await to_thread.run_sync(
+                authenticate, None if header is None else header.decode("latin-1")
+            )
+        except ClientstatsError as exc:
+            await _send_error(send, exc.status_code, exc.message, method, (_CHALLENGE,))
+            return False
+        except DATABASE_UNAVAILABLE:
+            await _send_error(send, 503, "The database is not available; retry", method)
+            return False
+        if client_id != permalink:
+            message = f"Couldn't find Client with permalink={permalink}"
+            await _send_error(send, 404, message, method)
+            return False
+        return True
 
 
 async def _send_hit(
