@@ -27,7 +27,7 @@ MAX_REPORTED_LINES = 1000
 
 
 def _fail(message: str) -> None:
-    click.echo(f"clientstats: {message}", err=True)
+    click.echo(f"clientstats: {' '.join(message.split())}", err=True)
     sys.exit(1)
 
 

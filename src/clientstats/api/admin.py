@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
+from functools import partial
 
 import orjson
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
 from clientstats.api.errors import JSON
 from clientstats.errors import Unauthenticated, UnsupportedMediaType, ValidationFailed
+from clientstats.services.blocking import run_blocking
 from clientstats.services.importing import ImportReport, apply_lines
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
+
+
+class AdminUnauthenticated(Unauthenticated):
+    """No valid admin token; the challenge names the bearer scheme (RFC 6750 §3), not Basic."""
+
+    challenge = 'Bearer realm="clientstats admin"'
 
 
 def require_admin(request: Request) -> None:
@@ -23,9 +30,9 @@ def require_admin(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not expected:
-        raise Unauthenticated("The admin API is disabled: CLIENTSTATS_ADMIN_TOKEN is not set")
+        raise AdminUnauthenticated("The admin API is disabled: CLIENTSTATS_ADMIN_TOKEN is not set")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthenticated("A valid admin bearer token is required")
+        raise AdminUnauthenticated("A valid admin bearer token is required")
 
 
 async def _numbered_lines(request: Request) -> AsyncIterator[tuple[int, bytes]]:
@@ -49,14 +56,16 @@ async def post_events(request: Request) -> Response:
         raise UnsupportedMediaType("Send ledger events as application/x-ndjson")
     engine = request.app.state.engine
     batch_size = request.app.state.settings.import_batch_size
+    # A batch may wait for the write lock behind other writers: allow it more than a read.
+    timeout = 6 * request.app.state.settings.database_timeout
     report = ImportReport()
     chunk: list[tuple[int, bytes]] = []
     async for numbered in _numbered_lines(request):
         chunk.append(numbered)
         if len(chunk) >= batch_size:
-            await to_thread.run_sync(apply_lines, engine, chunk, report)
+            await run_blocking(timeout, partial(apply_lines, engine, chunk, report))
             chunk = []
-    await to_thread.run_sync(apply_lines, engine, chunk, report)
+    await run_blocking(timeout, partial(apply_lines, engine, chunk, report))
     if not report.ok:
         problems = sorted(report.rejected + report.failures, key=lambda r: r.line)
         raise ValidationFailed(

@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> ASGIApp:
             ttl=settings.cache_ttl,
             poll_interval=settings.freshness_poll_interval,
             shared=shared,
+            timeout=settings.database_timeout,
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,6 +23,7 @@ from clientstats.errors import (
     ValidationFailed,
 )
 from clientstats.services import client_requests
+from clientstats.services.blocking import run_blocking
 from clientstats.services.credentials import Authenticator
 from clientstats.services.statistics import normalize_permalink
 
@@ -44,7 +45,8 @@ async def _authorized_client(request: Request) -> str:
     """The authenticated client, which must be the one named in the URL (else 404)."""
     authenticator: Authenticator = request.app.state.authenticator
     header = request.headers.get("authorization")
-    client_id = await to_thread.run_sync(authenticator.authenticate, header)
+    timeout = request.app.state.settings.database_timeout
+    client_id = await run_blocking(timeout, partial(authenticator.authenticate, header))
     named = normalize_permalink(str(request.path_params["client_id"]))
     if named != client_id:
         raise NotFound(f"Couldn't find Client with permalink={named}")
@@ -70,11 +72,16 @@ async def _json_body(request: Request, locale: str) -> dict[str, Any]:
     return parsed
 
 
+def _is_number(raw: str) -> bool:
+    # str.isdigit alone admits "²" (int() refuses it: a 500) and Arabic-Indic digits.
+    return raw.isascii() and raw.isdigit()
+
+
 def _project_id(request: Request) -> int | None:
     raw = request.path_params.get("project_id")
     if raw is None:
         return None
-    if not str(raw).isdigit() or not 1 <= int(raw) < 2**63:
+    if not _is_number(str(raw)) or not 1 <= int(raw) < 2**63:
         raise NotFound(f"Couldn't find Project with id={raw}")
     return int(raw)
 
@@ -85,14 +92,15 @@ async def _create(request: Request, kind: RequestKind) -> Response:
     project_id = _project_id(request)
     body = await _json_body(request, locale)
     try:
-        accepted = await to_thread.run_sync(
+        accepted = await run_blocking(
+            request.app.state.settings.database_timeout,
             lambda: client_requests.accept(
                 request.app.state.engine,
                 client_id=client_id,
                 kind=kind,
                 project_id=project_id,
                 body=body,
-            )
+            ),
         )
     except client_requests.RequestInvalid as invalid:
         raise ValidationFailed(
@@ -145,12 +153,13 @@ async def _status(request: Request, kind: RequestKind) -> Response:
     locale = _locale(request)
     client_id = await _authorized_client(request)
     raw = str(request.path_params["request_id"])
-    if not raw.isdigit() or int(raw) >= 2**63:
+    if not _is_number(raw) or int(raw) >= 2**63:
         raise NotFound(f"Couldn't find request with id={raw}")
-    found = await to_thread.run_sync(
+    found = await run_blocking(
+        request.app.state.settings.database_timeout,
         lambda: client_requests.get_or_raise(
             request.app.state.engine, client_id=client_id, kind=kind, request_id=int(raw)
-        )
+        ),
     )
     return Response(orjson.dumps(status_body(found, locale)), media_type=JSON)
 

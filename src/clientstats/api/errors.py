@@ -89,7 +89,8 @@ def _backtrace(request: Request, exc: BaseException) -> list[str] | None:
 async def handle_clientstats_error(request: Request, exc: Exception) -> Response:
     """Our own errors: their status and message as they are."""
     assert isinstance(exc, ClientstatsError)
-    headers = {"WWW-Authenticate": 'Basic realm="clientstats"'} if exc.status_code == 401 else None
+    challenge = getattr(exc, "challenge", 'Basic realm="clientstats"')
+    headers = {"WWW-Authenticate": challenge} if exc.status_code == 401 else None
     return error_response(
         exc.status_code,
         exc.message,

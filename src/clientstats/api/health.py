@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import orjson
 from anyio import to_thread
 from sqlalchemy import Engine, text
@@ -31,7 +32,13 @@ async def ready(request: Request) -> Response:
     Without Redis every process still answers correctly from its own cache and the
     database, so a Redis outage must not take all API processes out of a load balancer.
     """
-    if not await to_thread.run_sync(_database_answers, request.app.state.engine):
+    answers = False
+    # A database that stops answering leaves its pooled connections hanging: give up in time.
+    with anyio.move_on_after(request.app.state.settings.database_timeout):
+        answers = await to_thread.run_sync(
+            _database_answers, request.app.state.engine, abandon_on_cancel=True
+        )
+    if not answers:
         return error_response(503, "The database does not answer")
     body: dict[str, str] = {"status": "ok", "database": "ok"}
     shared = getattr(request.app.state, "shared_cache", None)

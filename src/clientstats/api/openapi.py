@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clientstats.api.openapi_client_api import SCHEMAS, client_api_paths
 from clientstats.domain.stats import RESPONSE_KEYS
 
 _INT64 = {"type": "integer", "format": "int64"}
@@ -11,6 +12,7 @@ _INT64 = {"type": "integer", "format": "int64"}
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["name", "status", "status_code", "reason", "message", "links"],
+    "additionalProperties": False,
     "properties": {
         "name": {"type": "string"},
         "status": {"type": "string"},
@@ -33,6 +35,20 @@ STATISTICS_SCHEMA: dict[str, Any] = {
     "properties": {
         **{key: _INT64 for key in RESPONSE_KEYS},
         "links": {"type": "array", "maxItems": 0},
+    },
+}
+
+
+_COUNTS = ("lines", "applied", "unchanged", "failed", "rejected")
+
+IMPORT_SUMMARY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "status_code", *_COUNTS, "links"],
+    "properties": {
+        "status": {"const": "ok"},
+        "status_code": {"const": 200},
+        **{key: {"type": "integer", "minimum": 0} for key in _COUNTS},
+        "links": {"type": "array"},
     },
 }
 
@@ -94,7 +110,9 @@ def _admin_events() -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "Every line applied or unchanged.",
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ImportSummary"}}
+                },
             },
             "401": _error("Missing or wrong admin token."),
             "415": _error("The body is not application/x-ndjson."),
@@ -128,9 +146,18 @@ def openapi_document() -> dict[str, Any]:
             "/admin/events": {"post": _admin_events()},
             "/health/live": {"get": _probe("Liveness")},
             "/health/ready": {"get": _probe("Readiness: the database answers")},
+            **client_api_paths(),
         },
         "components": {
-            "schemas": {"ClientProjectStatistics": STATISTICS_SCHEMA, "Error": ERROR_SCHEMA},
-            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "ClientProjectStatistics": STATISTICS_SCHEMA,
+                "ImportSummary": IMPORT_SUMMARY_SCHEMA,
+                "Error": ERROR_SCHEMA,
+                **SCHEMAS,
+            },
+            "securitySchemes": {
+                "admin": {"type": "http", "scheme": "bearer"},
+                "client": {"type": "http", "scheme": "basic"},
+            },
         },
     }

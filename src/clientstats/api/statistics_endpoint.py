@@ -7,16 +7,17 @@ It sits in front of the Starlette app and answers only paths shaped like
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
-
-from anyio import to_thread
 
 from clientstats.api.errors import DATABASE_UNAVAILABLE, JSON, error_body
 from clientstats.cache.base import CachedResponse
 from clientstats.errors import ClientstatsError
+from clientstats.services.blocking import run_blocking
 from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
 from clientstats.services.statistics import normalize_permalink
@@ -113,6 +114,9 @@ class StatisticsEndpoint:
                 )
                 await _send_error(send, 503, "The database is not available; retry", method)
                 return
+            except Exception:
+                await _send_unexpected(send, method)
+                return
         if entry.private and not await self._authorized(scope, send, permalink, method):
             return
         await _send_hit(scope, send, entry, now, method)
@@ -121,15 +125,20 @@ class StatisticsEndpoint:
         """Private statistics (SPEC §2, §5.1): only the client's own credentials open them."""
         header = _header(scope, b"authorization")
         authenticate = self.authenticator().authenticate
+        live_timeout = self.live().timeout
         try:
-            client_id = await to_thread.run_sync(
-                authenticate, None if header is None else header.decode("latin-1")
+            client_id = await run_blocking(
+                live_timeout,
+                partial(authenticate, None if header is None else header.decode("latin-1")),
             )
         except ClientstatsError as exc:
             await _send_error(send, exc.status_code, exc.message, method, (_CHALLENGE,))
             return False
         except DATABASE_UNAVAILABLE:
             await _send_error(send, 503, "The database is not available; retry", method)
+            return False
+        except Exception:
+            await _send_unexpected(send, method)
             return False
         if client_id != permalink:
             message = f"Couldn't find Client with permalink={permalink}"
@@ -141,7 +150,7 @@ class StatisticsEndpoint:
 async def _send_hit(
     scope: Scope, send: Send, entry: CachedResponse, now: float, method: str
 ) -> None:
-    max_age = max(0, int(entry.expires_at - now))
+    max_age = max(0, math.ceil(entry.expires_at - now))
     if entry.private:
         headers = [(b"etag", entry.etag), (b"cache-control", b"private, max-age=%d" % max_age)]
     else:
@@ -159,6 +168,12 @@ async def _send_hit(
     headers.append((b"content-length", b"%d" % len(entry.body)))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else entry.body})
+
+
+async def _send_unexpected(send: Send, method: str) -> None:
+    """A bug: logged with its traceback, answered in the error format (not a plain-text page)."""
+    log.exception("unhandled error in the statistics endpoint")
+    await _send_error(send, 500, "Something went wrong", method)
 
 
 async def _send_error(

@@ -62,15 +62,18 @@ class RedisCache:
         self._succeeded()
         if not isinstance(raw, bytes):
             return None
-        data = orjson.loads(raw)
-        return CachedResponse(
-            permalink=permalink,
-            version=version,
-            body=data["body"].encode(),
-            etag=data["etag"].encode(),
-            expires_at=float(data["expires_at"]),
-            private=bool(data["private"]),
-        )
+        try:
+            data = orjson.loads(raw)
+            return CachedResponse(
+                permalink=permalink,
+                version=version,
+                body=data["body"].encode(),
+                etag=data["etag"].encode(),
+                expires_at=float(data["expires_at"]),
+                private=bool(data["private"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None  # not a value this code wrote: a miss, recomputed and overwritten
 
     def store(self, entry: CachedResponse) -> None:
         ttl = int(entry.expires_at - time.time())

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 
@@ -19,6 +20,7 @@ from clientstats.storage import requests_store
 from clientstats.storage.database import read_transaction, write_transaction
 
 _hasher = PasswordHasher()
+USERNAME = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 def issue_credentials(engine: Engine, client_id: str) -> dict[str, str]:
@@ -65,6 +67,9 @@ class Authenticator:
         if credentials is None:
             raise Unauthenticated("HTTP Basic credentials of the client are required")
         username, password = credentials
+        if not USERNAME.fullmatch(username) or "\x00" in password:
+            _hasher.hash(password.replace("\x00", ""))  # spend the same time as for a known user
+            raise Unauthenticated("Invalid client credentials")
         with read_transaction(self.engine) as conn:
             stored = requests_store.credentials_of(conn, username)
         if stored is None:

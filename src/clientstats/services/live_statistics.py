@@ -13,10 +13,10 @@ import logging
 import time
 
 import orjson
-from anyio import to_thread
 from sqlalchemy import Engine
 
 from clientstats.cache.base import CachedResponse, SharedStatisticsCache, StatisticsCache
+from clientstats.services.blocking import run_blocking
 from clientstats.services.statistics import get_snapshot_or_raise, list_versions
 from clientstats.storage.statistics_queries import ClientSnapshot, ClientVersion
 
@@ -48,7 +48,9 @@ class LiveStatistics:
         ttl: int,
         poll_interval: float,
         shared: SharedStatisticsCache | None = None,
+        timeout: float = 5.0,
     ) -> None:
+        self.timeout = timeout
         self.engine = engine
         self.cache = cache
         self.shared = shared
@@ -79,7 +81,7 @@ class LiveStatistics:
         future: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
         self._loading[permalink] = future
         try:
-            entry = await to_thread.run_sync(self._compute, permalink)
+            entry = await run_blocking(self.timeout, lambda: self._compute(permalink))
             known = self.versions.get(permalink)
             if known is None or known.version < entry.version:
                 self.versions[permalink] = ClientVersion(entry.version, entry.private)
@@ -112,7 +114,7 @@ class LiveStatistics:
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
-                await to_thread.run_sync(self.refresh_versions)
+                await run_blocking(self.timeout, self.refresh_versions)
                 if failing:
                     log.warning("statistics freshness polling recovered")
                 failing = False

@@ -50,11 +50,13 @@ def _book(book: SqlBook, request: StoredRequest) -> str | None:
 
 def process_batch(engine: Engine, *, limit: int = DEFAULT_BATCH) -> int:
     """Book up to `limit` pending requests; returns how many were processed."""
-    now = datetime.now(UTC)
     with write_transaction(engine) as conn:
         claimed = requests_store.claim_pending(conn, limit=limit)
         if not claimed:
             return 0
+        # Read the clock only now: a request stored while we waited for the (SQLite) write
+        # lock must not be confirmed before it was created.
+        now = datetime.now(UTC)
         book = SqlBook(conn, now=now)
         book.prefetch(tokens=[request_token(r.kind, r.id) for r in claimed], references=())
         outcomes = [(request, _book(book, request)) for request in claimed]

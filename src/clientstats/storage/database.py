@@ -9,11 +9,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from clientstats.errors import ConfigurationError
 
 T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///./clientstats.db"
+SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -31,7 +34,15 @@ def make_engine(url: str, *, pool_size: int = 5, timeout: float = 5.0) -> Engine
     down turns into a quick error (503) instead of a hanging request.
     """
     url = normalize_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError as exc:
+        raise ConfigurationError(f"CLIENTSTATS_DATABASE_URL is not a database URL: {exc}") from exc
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigurationError(
+            f"CLIENTSTATS_DATABASE_URL names {backend}; use sqlite:///PATH or postgresql://..."
+        )
+    if backend == "sqlite":
         return _sqlite_engine(url)
     return create_engine(
         url,

@@ -1,0 +1,181 @@
+"""The OpenAPI paths and schemas of the client write API (SPEC §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+_REFERENCE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+PLEDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["amount_in_cents", "client_reference"],
+    "additionalProperties": False,
+    "properties": {
+        "amount_in_cents": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        "client_reference": _REFERENCE,
+        "validate_address": {"type": "boolean", "default": True},
+        "first_name": _TEXT,
+        "last_name": _TEXT,
+        "email": {"type": "string", "format": "email", "maxLength": 254},
+        "street": _TEXT,
+        "city": _TEXT,
+        "zip": {"type": "string", "minLength": 1, "maxLength": 16},
+        "country_code": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+        "tracking_via": _TEXT,
+        "earmark": {"type": "integer", "minimum": 1},
+        "message": {"type": "string", "maxLength": 2000},
+    },
+    "description": "The address fields are required unless validate_address is false.",
+}
+
+FORWARDING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["amount_in_cents", "client_reference"],
+    "additionalProperties": False,
+    "properties": {
+        "amount_in_cents": {"type": "integer", "minimum": 1, "maximum": 100_000_000_000},
+        "client_reference": _REFERENCE,
+        "tracking_via": _TEXT,
+    },
+}
+
+ACCEPTED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "status_code", "links"],
+    "properties": {
+        "status": {"const": "accepted"},
+        "status_code": {"const": 202},
+        "links": {"type": "array", "items": {"type": "object", "required": ["rel", "href"]}},
+    },
+}
+
+REQUEST_STATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "id",
+        "created_at",
+        "updated_at",
+        "confirmed_at",
+        "failed_at",
+        "state",
+        "failure_code",
+        "failure_reason",
+        "links",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "confirmed_at": _TIME,
+        "failed_at": _TIME,
+        "state": {"enum": ["pending", "confirmed", "failed"]},
+        "failure_code": {"type": ["string", "null"]},
+        "failure_reason": {"type": ["string", "null"]},
+        "links": {"type": "array"},
+    },
+}
+
+SCHEMAS = {
+    "DonationPledge": PLEDGE_SCHEMA,
+    "ForwardingRequest": FORWARDING_SCHEMA,
+    "Accepted": ACCEPTED_SCHEMA,
+    "RequestState": REQUEST_STATE_SCHEMA,
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _ref("Error")}
+
+
+def _parameters(*extra: str) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": "locale",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": ["de", "en"]},
+        },
+        {
+            "name": "client_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        },
+    ]
+    for name in extra:
+        params.append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        )
+    return params
+
+
+_AUTH_ERRORS = {
+    "401": _error("Missing or wrong client credentials."),
+    "404": _error("Unknown or another client's resource, or unknown locale."),
+    "503": _error("The database is not available."),
+}
+
+
+def _create(summary: str, schema: str, *params: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "security": [{"client": []}],
+        "parameters": _parameters(*params),
+        "requestBody": {"required": True, "content": _ref(schema)},
+        "responses": {
+            "202": {"description": "Stored; booked asynchronously.", "content": _ref("Accepted")},
+            "400": _error("The body is not JSON."),
+            "413": _error("The body is larger than 64 KiB."),
+            "415": _error("The body is not application/json."),
+            "422": _error("Invalid fields, worded in the locale's language."),
+            **_AUTH_ERRORS,
+        },
+    }
+
+
+def _state(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "security": [{"client": []}],
+        "parameters": _parameters("request_id"),
+        "responses": {
+            "200": {"description": "The request's state.", "content": _ref("RequestState")},
+            **_AUTH_ERRORS,
+        },
+    }
+
+
+def client_api_paths() -> dict[str, Any]:
+    """Every client API path, with and without the `.json` suffix."""
+    base = "/{locale}/api_v4/clients/{client_id}"
+    operations = {
+        "/projects/{project_id}/donation_pledges": {
+            "post": _create("Pledge a donation to a project", "DonationPledge", "project_id")
+        },
+        "/pool/donation_pledges": {
+            "post": _create("Pledge a donation to the client's pool", "DonationPledge")
+        },
+        "/projects/{project_id}/forwarding_requests": {
+            "post": _create(
+                "Forward money from the pool to a project", "ForwardingRequest", "project_id"
+            )
+        },
+        "/donation_pledges/{request_id}": {"get": _state("The state of a donation pledge")},
+        "/forwarding_requests/{request_id}": {"get": _state("The state of a forwarding request")},
+    }
+    paths: dict[str, Any] = {}
+    for path, operation in operations.items():
+        paths[f"{base}{path}.json"] = operation
+        paths[f"{base}{path}"] = operation
+    return paths
