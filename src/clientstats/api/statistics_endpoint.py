@@ -108,10 +108,9 @@ class StatisticsEndpoint:
             except ClientstatsError as exc:
                 await _send_error(send, exc.status_code, exc.message, method)
                 return
-            except DATABASE_UNAVAILABLE:
-                log.warning(
-                    "statistics of %s unavailable: database error", permalink, exc_info=True
-                )
+            except DATABASE_UNAVAILABLE as exc:
+                # One line per failed request; the poller logs the outage itself once.
+                log.warning("statistics of %s unavailable: %s", permalink, type(exc).__name__)
                 await _send_error(send, 503, "The database is not available; retry", method)
                 return
             except Exception:
