@@ -44,6 +44,11 @@ class Worker:
                     log.exception("worker cannot reach the database; retrying")
                 failing = True
                 processed = 0
+            except Exception:
+                # A bug must not silently stop booking: log it, back off, try again.
+                log.exception("worker failed on a batch; retrying")
+                failing = True
+                processed = 0
             if processed == 0:
                 self.woken.wait(self.idle_seconds)
                 self.woken.clear()

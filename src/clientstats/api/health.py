@@ -5,25 +5,16 @@ from __future__ import annotations
 import anyio
 import orjson
 from anyio import to_thread
-from sqlalchemy import Engine, text
 from starlette.requests import Request
 from starlette.responses import Response
 
 from clientstats.api.errors import JSON, error_response
+from clientstats.storage.database import database_answers
 
 
 async def live(request: Request) -> Response:
     """The process answers."""
     return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
-
-
-def _database_answers(engine: Engine) -> bool:
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
 
 
 async def ready(request: Request) -> Response:
@@ -36,7 +27,7 @@ async def ready(request: Request) -> Response:
     # A database that stops answering leaves its pooled connections hanging: give up in time.
     with anyio.move_on_after(request.app.state.settings.database_timeout):
         answers = await to_thread.run_sync(
-            _database_answers, request.app.state.engine, abandon_on_cancel=True
+            database_answers, request.app.state.engine, abandon_on_cancel=True
         )
     if not answers:
         return error_response(503, "The database does not answer")

@@ -20,6 +20,8 @@ from clientstats.storage import requests_store
 from clientstats.storage.database import read_transaction, write_transaction
 
 _hasher = PasswordHasher()
+# Each hash takes 64 MiB and most of a core: bound how many run at once, whatever the load.
+_hashing = threading.BoundedSemaphore(2)
 USERNAME = re.compile(r"[a-z0-9_-]{1,64}")
 
 
@@ -68,12 +70,14 @@ class Authenticator:
             raise Unauthenticated("HTTP Basic credentials of the client are required")
         username, password = credentials
         if not USERNAME.fullmatch(username) or "\x00" in password:
-            _hasher.hash(password.replace("\x00", ""))  # spend the same time as for a known user
+            with _hashing:  # spend the same time as for a known user
+                _hasher.hash(password.replace("\x00", ""))
             raise Unauthenticated("Invalid client credentials")
         with read_transaction(self.engine) as conn:
             stored = requests_store.credentials_of(conn, username)
         if stored is None:
-            _hasher.hash(password)  # spend the same time as for a known user
+            with _hashing:  # spend the same time as for a known user
+                _hasher.hash(password)
             raise Unauthenticated("Invalid client credentials")
         client_id, password_hash = stored
         digest = hashlib.sha256(password.encode()).digest()
@@ -86,7 +90,8 @@ class Authenticator:
         ):
             return client_id
         try:
-            _hasher.verify(password_hash, password)
+            with _hashing:
+                _hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError) as exc:
             raise Unauthenticated("Invalid client credentials") from exc
         with self._lock:

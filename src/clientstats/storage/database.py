@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -117,3 +117,13 @@ def retrying(attempts: int, action: Callable[[], T]) -> T:
                 raise
             time.sleep(0.01 * attempt)
     raise AssertionError("unreachable")
+
+
+def database_answers(engine: Engine) -> bool:
+    """Whether the database answers a trivial query right now."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
