@@ -144,7 +144,9 @@ def _apply_in_one_transaction(
     outcomes: list[tuple[int, Outcome | str]] = []
     with write_transaction(engine) as conn:
         book = SqlBook(conn, now=now)
-        book.prefetch(tokens=_tokens(events), references=_references(events))
+        book.prefetch(
+            tokens=_tokens(events), references=_references(events), project_ids=_projects(events)
+        )
         for number, event in batch:
             if isinstance(event, EventInvalid):
                 outcomes.append((number, str(event)))
@@ -175,6 +177,17 @@ def _tokens(events: list[Event]) -> Iterator[str]:
             yield event.forwarding.token
         elif isinstance(event, RevocationEvent):
             yield event.token
+
+
+def _projects(events: list[Event]) -> Iterator[int]:
+    for event in events:
+        entry = None
+        if isinstance(event, DonationEvent):
+            entry = event.donation
+        elif isinstance(event, ForwardingEvent):
+            entry = event.forwarding
+        if entry is not None and entry.project_id is not None:
+            yield entry.project_id
 
 
 def _references(events: list[Event]) -> Iterator[tuple[str, str]]:

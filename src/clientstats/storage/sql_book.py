@@ -80,9 +80,33 @@ class SqlBook:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def prefetch(self, *, tokens: Iterable[str], references: Iterable[tuple[str, str]]) -> None:
-        """Load in a few queries the donations, revocations and references a batch names."""
-        wanted = sorted({t for t in tokens if t not in self._donations})
+    def prefetch(
+        self,
+        *,
+        tokens: Iterable[str],
+        references: Iterable[tuple[str, str]],
+        project_ids: Iterable[int] = (),
+    ) -> None:
+        """Load in a few queries the donations, references and projects a batch names."""
+        self._prefetch_tokens(sorted({t for t in tokens if t not in self._donations}))
+        by_client: dict[str, list[str]] = defaultdict(list)
+        for ref in sorted({r for r in references if r not in self._references}):
+            self._references[ref] = None
+            by_client[ref[0]].append(ref[1])
+        for client_id, refs in by_client.items():
+            for chunk in _chunks(refs):
+                # Both columns, so the (client_id, client_reference) unique index serves it.
+                found = self.conn.execute(
+                    select(donations.c.token, donations.c.client_reference).where(
+                        donations.c.client_id == client_id,
+                        donations.c.client_reference.in_(chunk),
+                    )
+                )
+                for token, reference in found:
+                    self._references[(client_id, reference)] = token
+        self._prefetch_projects(sorted({p for p in project_ids if p not in self._projects}))
+
+    def _prefetch_tokens(self, wanted: list[str]) -> None:
         for chunk in _chunks(wanted):
             for t in chunk:
                 self._donations[t] = None
@@ -95,18 +119,21 @@ class SqlBook:
             )
             for (token,) in revoked:
                 self._revoked[token] = True
-        refs = sorted({r for r in references if r not in self._references})
-        for chunk in _chunks(refs):
-            for ref in chunk:
-                self._references[ref] = None
-            found_refs = self.conn.execute(
-                select(
-                    donations.c.token, donations.c.client_id, donations.c.client_reference
-                ).where(donations.c.client_reference.in_([r for _, r in chunk]))
+
+    def _prefetch_projects(self, wanted: list[int]) -> None:
+        for chunk in _chunks(wanted):
+            for project_id in chunk:
+                self._projects[project_id] = None
+                self._fund_ids[project_id] = []
+            for row in self.conn.execute(select(projects).where(projects.c.id.in_(chunk))):
+                self._projects[row.id] = rows.project(row)
+            links = self.conn.execute(
+                select(matching_fund_projects.c.project_id, matching_fund_projects.c.fund_id)
+                .where(matching_fund_projects.c.project_id.in_(chunk))
+                .order_by(matching_fund_projects.c.fund_id)
             )
-            for token, client_id, reference in found_refs:
-                if (client_id, reference) in self._references:
-                    self._references[(client_id, reference)] = token
+            for project_id, fund_id in links:
+                self._fund_ids[project_id].append(fund_id)
 
     def get_client(self, permalink: str) -> Client | None:
         if permalink not in self._clients:
