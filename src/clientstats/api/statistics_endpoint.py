@@ -118,7 +118,7 @@ class StatisticsEndpoint:
                 return
         if entry.private and not await self._authorized(scope, send, permalink, method):
             return
-        await _send_hit(scope, send, entry, now, method)
+        await _send_hit(scope, send, entry, time.time(), method, live.ttl)
 
     async def _authorized(self, scope: Scope, send: Send, permalink: str, method: str) -> bool:
         """Private statistics (SPEC §2, §5.1): only the client's own credentials open them."""
@@ -147,9 +147,10 @@ class StatisticsEndpoint:
 
 
 async def _send_hit(
-    scope: Scope, send: Send, entry: CachedResponse, now: float, method: str
+    scope: Scope, send: Send, entry: CachedResponse, now: float, method: str, ttl: int
 ) -> None:
-    max_age = max(0, math.ceil(entry.expires_at - now))
+    # Rounded up so the last second is not max-age=0; never above the TTL (clocks differ).
+    max_age = min(ttl, max(0, math.ceil(entry.expires_at - now)))
     if entry.private:
         headers = [(b"etag", entry.etag), (b"cache-control", b"private, max-age=%d" % max_age)]
     else:
