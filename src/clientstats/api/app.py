@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import orjson
@@ -67,6 +68,9 @@ def create_app(settings: Settings) -> ASGIApp:
         if worker is not None:
             worker.start_thread()
         poller = asyncio.create_task(live.poll_forever())
+        # Everything built so far lives as long as the process: keep it out of every GC pass.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

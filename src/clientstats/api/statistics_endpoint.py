@@ -6,6 +6,7 @@ It sits in front of the Starlette app and answers only paths shaped like
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -35,6 +36,7 @@ _SUFFIXES = ("/project_statistics.json", "/project_statistics")
 _CONTENT_TYPE = (b"content-type", JSON.encode())
 _CORS = (b"access-control-allow-origin", b"*")
 _ALLOW = (b"allow", b"GET, HEAD")
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _CHALLENGE = (b"www-authenticate", b'Basic realm="clientstats"')
 # Permalinks are [a-z0-9_-]{1,64} (SPEC §3); ASCII only, so e.g. the Kelvin sign is no "k".
 _PERMALINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -76,6 +78,7 @@ class StatisticsEndpoint:
         self.app = app
         self.live = live
         self.authenticator = authenticator
+        self._live: LiveStatistics | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,7 +102,9 @@ class StatisticsEndpoint:
             await self._serve(scope, send, normalize_permalink(client_id), method)
 
     async def _serve(self, scope: Scope, send: Send, permalink: str, method: str) -> None:
-        live = self.live()
+        live = self._live
+        if live is None:
+            live = self._live = self.live()
         now = time.time()
         entry = live.fresh(permalink, now)
         if entry is None:
@@ -146,28 +151,30 @@ class StatisticsEndpoint:
         return True
 
 
+@functools.cache
+def _cache_control(private: bool, max_age: int) -> tuple[bytes, bytes]:
+    scope = b"private" if private else b"public"
+    return (b"cache-control", b"%s, max-age=%d" % (scope, max_age))
+
+
 async def _send_hit(
     scope: Scope, send: Send, entry: CachedResponse, now: float, method: str, ttl: int
 ) -> None:
     # Rounded up so the last second is not max-age=0; never above the TTL (clocks differ).
     max_age = min(ttl, max(0, math.ceil(entry.expires_at - now)))
     if entry.private:
-        headers = [(b"etag", entry.etag), (b"cache-control", b"private, max-age=%d" % max_age)]
+        headers = [entry.etag_header, _cache_control(True, max_age)]
     else:
-        headers = [
-            (b"etag", entry.etag),
-            (b"cache-control", b"public, max-age=%d" % max_age),
-            _CORS,
-        ]
+        headers = [entry.etag_header, _cache_control(False, max_age), _CORS]
     header = _header(scope, b"if-none-match")
     if header is not None and _etag_matches(header, entry.etag):
         await send({"type": "http.response.start", "status": 304, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+        await send(_EMPTY_BODY)
         return
     headers.append(_CONTENT_TYPE)
-    headers.append((b"content-length", b"%d" % len(entry.body)))
+    headers.append(entry.length_header)
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else entry.body})
+    await send(_EMPTY_BODY if method == "HEAD" else entry.body_message)
 
 
 async def _send_unexpected(send: Send, method: str) -> None:

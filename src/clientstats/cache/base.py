@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -16,6 +16,16 @@ class CachedResponse:
     etag: bytes
     expires_at: float  # wall-clock seconds, so that processes sharing a cache agree
     private: bool
+    # Built once here so that a cache hit only picks up ready-made ASGI pieces.
+    etag_header: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
+    length_header: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
+    body_message: dict[str, object] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "etag_header", (b"etag", self.etag))
+        object.__setattr__(self, "length_header", (b"content-length", b"%d" % len(self.body)))
+        body_message = {"type": "http.response.body", "body": self.body}
+        object.__setattr__(self, "body_message", body_message)
 
 
 class StatisticsCache(Protocol):

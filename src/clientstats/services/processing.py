@@ -21,7 +21,7 @@ from clientstats.domain.requests import (
     request_token,
 )
 from clientstats.storage import requests_store
-from clientstats.storage.database import write_transaction
+from clientstats.storage.database import read_transaction, write_transaction
 from clientstats.storage.sql_book import SqlBook
 
 DEFAULT_BATCH = 100
@@ -50,6 +50,10 @@ def _book(book: SqlBook, request: StoredRequest) -> str | None:
 
 def process_batch(engine: Engine, *, limit: int = DEFAULT_BATCH) -> int:
     """Book up to `limit` pending requests; returns how many were processed."""
+    with read_transaction(engine) as conn:
+        # An idle worker asks often: a plain read does not take SQLite's write lock.
+        if not requests_store.has_pending(conn):
+            return 0
     with write_transaction(engine) as conn:
         claimed = requests_store.claim_pending(conn, limit=limit)
         if not claimed:

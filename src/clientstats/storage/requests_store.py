@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -126,10 +126,10 @@ def pledges_of(conn: Connection, client_id: str) -> list[StoredRequest]:
     return [_stored(row) for row in conn.execute(query)]
 
 
-def pending_count(conn: Connection) -> int:
-    """How many requests wait for a worker."""
-    query = select(func.count()).where(_r.state == RequestState.PENDING.value)
-    return int(conn.execute(query).scalar_one())
+def has_pending(conn: Connection) -> bool:
+    """Whether any request waits for a worker."""
+    query = select(_r.id).where(_r.state == RequestState.PENDING.value).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def set_credentials(conn: Connection, *, client_id: str, username: str, password_hash: str) -> bool:
