@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import BindParameter, Connection, String, bindparam, case, func, select
 
 from clientstats.domain.stats import Statistics
 from clientstats.storage.tables import (
@@ -46,33 +46,42 @@ def client_versions(conn: Connection) -> dict[str, ClientVersion]:
     }
 
 
+_PERMALINK: BindParameter[str] = bindparam("permalink", type_=String())
+_REQUESTED = project_totals.c.requested_in_cents
+_MONEY = project_totals.c.money_in_cents
+
+# Built once: constructing the statements per call cost more than running them.
+_HEAD = (
+    select(clients.c.has_pool, clients.c.statistics_private, client_totals)
+    .join(client_totals, client_totals.c.client_id == clients.c.permalink)
+    .where(clients.c.permalink == _PERMALINK)
+)
+_PROJECTS = (
+    select(
+        func.count(),
+        func.coalesce(func.sum(_REQUESTED), 0),
+        func.coalesce(func.sum(case((_REQUESTED > _MONEY, _REQUESTED - _MONEY), else_=0)), 0),
+    )
+    .select_from(client_projects)
+    .join(project_totals, project_totals.c.project_id == client_projects.c.project_id)
+    .where(client_projects.c.client_id == _PERMALINK)
+)
+_MATCHED = (
+    select(func.coalesce(func.sum(matching_fund_totals.c.matched_in_cents), 0))
+    .select_from(matching_funds)
+    .join(matching_fund_totals, matching_fund_totals.c.fund_id == matching_funds.c.id)
+    .where(matching_funds.c.client_id == _PERMALINK)
+)
+
+
 def client_snapshot(conn: Connection, permalink: str) -> ClientSnapshot | None:
     """The §2.1 figures of one client from the aggregates; None for an unknown client."""
-    head = conn.execute(
-        select(clients.c.has_pool, clients.c.statistics_private, client_totals)
-        .join(client_totals, client_totals.c.client_id == clients.c.permalink)
-        .where(clients.c.permalink == permalink)
-    ).first()
+    params = {"permalink": permalink}
+    head = conn.execute(_HEAD, params).first()
     if head is None:
         return None
-    requested = project_totals.c.requested_in_cents
-    money = project_totals.c.money_in_cents
-    projects_count, requested_sum, open_sum = conn.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(requested), 0),
-            func.coalesce(func.sum(case((requested > money, requested - money), else_=0)), 0),
-        )
-        .select_from(client_projects)
-        .join(project_totals, project_totals.c.project_id == client_projects.c.project_id)
-        .where(client_projects.c.client_id == permalink)
-    ).one()
-    matched = conn.execute(
-        select(func.coalesce(func.sum(matching_fund_totals.c.matched_in_cents), 0))
-        .select_from(matching_funds)
-        .join(matching_fund_totals, matching_fund_totals.c.fund_id == matching_funds.c.id)
-        .where(matching_funds.c.client_id == permalink)
-    ).scalar_one()
+    projects_count, requested_sum, open_sum = conn.execute(_PROJECTS, params).one()
+    matched = conn.execute(_MATCHED, params).scalar_one()
     # PostgreSQL returns SUM(bigint) as numeric: int() keeps every figure an exact integer.
     requested_total, open_total = int(requested_sum), int(open_sum)
     pool = int(head.pool_in_cents) - int(head.pool_out_cents) if head.has_pool else 0
