@@ -363,6 +363,10 @@ def test_a_request_is_never_finished_before_it_was_created(tmp_path: Path) -> No
     with fresh_engine("sqlite", tmp_path) as engine:
         assert import_lines(engine, [json.dumps(e).encode() for e in SEED]).ok
         processed: list[int] = []
+        with write_transaction(engine) as conn:
+            # One request already waits, so the worker goes on to take the write lock.
+            first = ClientRequest(RequestKind.PLEDGE, "alpha", "early", 100, 1, {})
+            requests_store.accept(conn, first, now=datetime.now(UTC))
         with write_transaction(engine) as conn:  # holds the write lock
             worker = threading.Thread(target=lambda: processed.append(process_batch(engine)))
             worker.start()
@@ -370,7 +374,7 @@ def test_a_request_is_never_finished_before_it_was_created(tmp_path: Path) -> No
             request = ClientRequest(RequestKind.PLEDGE, "alpha", "late", 100, 1, {})
             stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
         worker.join()
-        assert created and processed == [1]
+        assert created and processed == [2]
         found = client_requests.get_or_raise(
             engine, client_id="alpha", kind=RequestKind.PLEDGE, request_id=stored.id
         )
