@@ -33,6 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from common import (
     BENCHMARKS,
@@ -79,9 +80,30 @@ def _duration_ms(text: str) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time a process and its live descendants (uvicorn's worker
+    processes with `--workers N`) have used so far (Linux /proc)."""
+    total = 0.0
+    for member in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _process_tree(pid: int) -> list[int]:
+    """The pid and the pids of all its live descendants."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                pending += [int(p) for p in (task / "children").read_text().split()]
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def parse_wrk(output: str, *, server: str, round_: int, cpu: float) -> WrkRun:
@@ -144,14 +166,29 @@ def seed_database(database_url: str, scale: int) -> None:
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
     """Seed, start both servers, alternate wrk runs, and build the report."""
-    database_url = f"sqlite:///{workdir / 'clientstats.db'}"
+    if args.database_url is None:
+        return _measure(args, workdir, f"sqlite:///{workdir / 'clientstats.db'}")
+    from bench_import_postgres import fresh_database
+
+    with fresh_database(args.database_url, f"bench_cache_hit_{os.getpid()}") as database_url:
+        return _measure(args, workdir, database_url)
+
+
+def _server_env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
+    extra = {"CLIENTSTATS_REDIS_URL": args.redis_url} if args.redis_url else {}
+    return clientstats_env(database_url, **extra)
+
+
+def _measure(args: argparse.Namespace, workdir: Path, database_url: str) -> list[str]:
     progress(f"seeding {database_url} with `clientstats demo --scale {args.scale}`")
     seed_database(database_url, args.scale)
     path = f"/de/api_v4/clients/{args.client}/project_statistics.json"
     product_port, raw_port = free_port(), free_port()
     product_cmd = [PYTHON, "-m", "clientstats", "serve", "--port", str(product_port)]
     product_cmd += ["--no-worker"] if args.no_worker else []
-    with child(product_cmd, name="clientstats serve", env=clientstats_env(database_url)) as prod:
+    product_cmd += ["--workers", str(args.workers)]
+    server_env = _server_env(database_url, args)
+    with child(product_cmd, name="clientstats serve", env=server_env) as prod:
         product_url = f"http://127.0.0.1:{product_port}{path}"
         wait_for_http(f"http://127.0.0.1:{product_port}/health/live", prod)
         status, body, headers = fetch(product_url)  # the miss that fills the cache
@@ -213,6 +250,8 @@ async def in_process_costs(
 
     os.environ["CLIENTSTATS_DATABASE_URL"] = database_url
     os.environ["CLIENTSTATS_WORKER_IN_PROCESS"] = "false" if args.no_worker else "true"
+    if args.redis_url:
+        os.environ["CLIENTSTATS_REDIS_URL"] = args.redis_url
     product = create_app(load_settings())
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -313,14 +352,23 @@ def _report(
     headers: list[tuple[str, str]],
     costs: dict[str, list[float]],
 ) -> list[str]:
+    backend = "SQLite"
+    if args.database_url:
+        server = urlunsplit(urlsplit(args.database_url)._replace(path="/<fresh database>"))
+        backend = f"PostgreSQL (`{server}`)"
     lines = markdown_header(
         "Statistics endpoint, cache hit: clientstats vs a raw ASGI app",
         "Requests/s and latency of a cached statistics response served by `clientstats serve` "
-        "(uvicorn, 1 worker, httptools, uvloop, access log off, SQLite seeded with "
-        f"`clientstats demo --scale {args.scale}`) and by benchmarks/raw_asgi.py sending the "
-        "same bytes and headers under the same server options, measured alternately.",
+        f"(uvicorn, {args.workers} worker(s), httptools, uvloop, access log off, {backend} "
+        f"seeded with `clientstats demo --scale {args.scale}`) and by benchmarks/raw_asgi.py "
+        "(1 worker) sending the same bytes and headers under the same server options, "
+        "measured alternately.",
     )
     lines += [
+        f"- clientstats serve: `--workers {args.workers}`, database {backend}, "
+        + (f"Redis cache at `{args.redis_url}`" if args.redis_url else "no Redis")
+        + "; the raw ASGI app always runs 1 worker, and the server CPU figures of clientstats "
+        "sum the uvicorn supervisor and its worker processes",
         f"- load: `wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency` "
         f"per run, {args.rounds} rounds, {args.warmup} s warm-up per server; "
         "wrk shares the cores with the server",
@@ -422,6 +470,13 @@ def main() -> None:
     parser.add_argument("--client", default="volksfreund", help="demo client to request")
     parser.add_argument("--scale", type=int, default=1, help="clientstats demo --scale")
     parser.add_argument("--no-worker", action="store_true", help="serve --no-worker")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N (default 1)")
+    parser.add_argument(
+        "--database-url",
+        help="serve from PostgreSQL: a database of the server where a fresh database is "
+        "created, seeded and dropped afterwards (default: a temporary SQLite file)",
+    )
+    parser.add_argument("--redis-url", help="CLIENTSTATS_REDIS_URL of the server (default none)")
     parser.add_argument("--inprocess-calls", type=int, default=100_000)
     parser.add_argument("--inprocess-rounds", type=int, default=5)
     parser.add_argument("--output", type=Path, help="also write the report to this file")
