@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clientstats.api.openapi_client_api import SCHEMAS, client_api_paths
+from clientstats.api.openapi_client_api import SCHEMAS, client_api_paths, error_doc
 from clientstats.domain.stats import RESPONSE_KEYS
 
 _INT64 = {"type": "integer", "format": "int64"}
@@ -53,13 +53,6 @@ IMPORT_SUMMARY_SCHEMA: dict[str, Any] = {
 }
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
 def _statistics_operation(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -92,9 +85,9 @@ def _statistics_operation(summary: str) -> dict[str, Any]:
                 },
             },
             "304": {"description": "Not modified (If-None-Match matched the ETag)."},
-            "401": _error("The client requires its credentials for its statistics."),
-            "404": _error("Unknown client."),
-            "503": _error("The database is not available."),
+            "401": error_doc("The client requires its credentials for its statistics."),
+            "404": error_doc("Unknown client."),
+            "503": error_doc("The database is not available."),
         },
     }
 
@@ -114,9 +107,11 @@ def _admin_events() -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": "#/components/schemas/ImportSummary"}}
                 },
             },
-            "401": _error("Missing or wrong admin token."),
-            "415": _error("The body is not application/x-ndjson."),
-            "422": _error("Some lines were rejected (named by line number); all others applied."),
+            "401": error_doc("Missing or wrong admin token."),
+            "415": error_doc("The body is not application/x-ndjson."),
+            "422": error_doc(
+                "Some lines were rejected (named by line number); all others applied."
+            ),
         },
     }
 
@@ -129,7 +124,7 @@ def _probe(summary: str) -> dict[str, Any]:
                 "description": "OK",
                 "content": {"application/json": {"schema": {"type": "object"}}},
             },
-            "503": _error("Not ready."),
+            "503": error_doc("Not ready."),
         },
     }
 

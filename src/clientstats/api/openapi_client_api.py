@@ -85,12 +85,14 @@ SCHEMAS = {
 }
 
 
-def _ref(name: str) -> dict[str, Any]:
+def json_ref(name: str) -> dict[str, Any]:
+    """JSON content of a named component schema."""
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _ref("Error")}
+def error_doc(description: str) -> dict[str, Any]:
+    """A documented error response in the §2.3 format."""
+    return {"description": description, "content": json_ref("Error")}
 
 
 def _parameters(*extra: str) -> list[dict[str, Any]]:
@@ -121,9 +123,9 @@ def _parameters(*extra: str) -> list[dict[str, Any]]:
 
 
 _AUTH_ERRORS = {
-    "401": _error("Missing or wrong client credentials."),
-    "404": _error("Unknown or another client's resource, or unknown locale."),
-    "503": _error("The database is not available."),
+    "401": error_doc("Missing or wrong client credentials."),
+    "404": error_doc("Unknown or another client's resource, or unknown locale."),
+    "503": error_doc("The database is not available."),
 }
 
 
@@ -132,13 +134,16 @@ def _create(summary: str, schema: str, *params: str) -> dict[str, Any]:
         "summary": summary,
         "security": [{"client": []}],
         "parameters": _parameters(*params),
-        "requestBody": {"required": True, "content": _ref(schema)},
+        "requestBody": {"required": True, "content": json_ref(schema)},
         "responses": {
-            "202": {"description": "Stored; booked asynchronously.", "content": _ref("Accepted")},
-            "400": _error("The body is not JSON."),
-            "413": _error("The body is larger than 64 KiB."),
-            "415": _error("The body is not application/json."),
-            "422": _error("Invalid fields, worded in the locale's language."),
+            "202": {
+                "description": "Stored; booked asynchronously.",
+                "content": json_ref("Accepted"),
+            },
+            "400": error_doc("The body is not JSON."),
+            "413": error_doc("The body is larger than 64 KiB."),
+            "415": error_doc("The body is not application/json."),
+            "422": error_doc("Invalid fields, worded in the locale's language."),
             **_AUTH_ERRORS,
         },
     }
@@ -150,7 +155,7 @@ def _state(summary: str) -> dict[str, Any]:
         "security": [{"client": []}],
         "parameters": _parameters("request_id"),
         "responses": {
-            "200": {"description": "The request's state.", "content": _ref("RequestState")},
+            "200": {"description": "The request's state.", "content": json_ref("RequestState")},
             **_AUTH_ERRORS,
         },
     }
