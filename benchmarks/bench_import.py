@@ -425,6 +425,24 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
     return report(args, runs, files, profile)
 
 
+def raw_figures(runs: list[Run]) -> list[str]:
+    """The table of every run, as the import reports print it."""
+    return table(
+        ["lines", "importer", "seconds", "events/s", "peak RSS MiB", "summary"],
+        [
+            (
+                f"{r.lines:,}",
+                r.importer,
+                f"{r.seconds:.1f}",
+                f"{r.events_per_s:,.0f}",
+                f"{r.max_rss_mib:.0f}",
+                f"`{r.summary}`",
+            )
+            for r in runs
+        ],
+    )
+
+
 def report(
     args: argparse.Namespace, runs: list[Run], files: dict[int, Path], profile: list[str]
 ) -> list[str]:
@@ -445,20 +463,7 @@ def report(
         "## Raw figures",
         "",
     ]
-    lines += table(
-        ["lines", "importer", "seconds", "events/s", "peak RSS MiB", "summary"],
-        [
-            (
-                f"{r.lines:,}",
-                r.importer,
-                f"{r.seconds:.1f}",
-                f"{r.events_per_s:,.0f}",
-                f"{r.max_rss_mib:.0f}",
-                f"`{r.summary}`",
-            )
-            for r in runs
-        ],
-    )
+    lines += raw_figures(runs)
     medians = {}
     for run in runs:
         key = (run.lines, run.importer)

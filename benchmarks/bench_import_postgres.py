@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import psycopg
-from bench_import import Run, _row, write_file
+from bench_import import Run, _row, raw_figures, write_file
 from common import (
     PYTHON,
     clientstats_env,
@@ -201,20 +201,7 @@ def report(args: argparse.Namespace, runs: list[Run], path: Path) -> list[str]:
         "## Raw figures",
         "",
     ]
-    lines += table(
-        ["lines", "importer", "seconds", "events/s", "peak RSS MiB", "summary"],
-        [
-            (
-                f"{r.lines:,}",
-                r.importer,
-                f"{r.seconds:.1f}",
-                f"{r.events_per_s:,.0f}",
-                f"{r.max_rss_mib:.0f}",
-                f"`{r.summary}`",
-            )
-            for r in runs
-        ],
-    )
+    lines += raw_figures(runs)
     medians = {}
     for name in ("clientstats import", "psycopg COPY"):
         same = [r for r in runs if r.importer == name]
