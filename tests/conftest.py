@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -49,23 +50,42 @@ def require_postgres() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database of each kind: a SQLite file, or a PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'clientstats.db'}"
-        return
+def schema_url(schema: str) -> str:
+    """The test PostgreSQL URL with `schema` first on the search path."""
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema (skips or fails like require_postgres); dropped after."""
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        yield schema
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, directory: Path) -> Iterator[str]:
+    """A new, empty database: a SQLite file in `directory`, or a PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / f'clientstats-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    with postgres_schema() as schema:
+        yield schema_url(schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind: a SQLite file, or a PostgreSQL schema."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

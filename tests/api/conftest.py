@@ -12,18 +12,21 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from clientstats.domain.booking import Outcome
 from clientstats.domain.events import parse_line
 from clientstats.domain.memory_book import MemoryBook
 from clientstats.domain.stats import RESPONSE_KEYS
-from tests.conftest import ADMIN_TOKEN, POSTGRES_URL, RunningServer, require_postgres, server_env
+from tests.conftest import (
+    ADMIN_TOKEN,
+    RunningServer,
+    fresh_database,
+    server_env,
+)
 
 Event = dict[str, Any]
 
@@ -43,25 +46,6 @@ _ids = count(1_000_000)
 
 
 # --- databases and servers ---------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def fresh_database(kind: str, directory: Path) -> Iterator[str]:
-    """A new, empty database: a SQLite file in directory, or a PostgreSQL schema."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'clientstats.db'}"
-        return
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @contextlib.contextmanager

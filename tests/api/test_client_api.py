@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -15,15 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from clientstats.services.statistics import get_snapshot_or_raise
 from clientstats.storage.database import make_engine
 from tests.conftest import (
     ADMIN_TOKEN,
-    POSTGRES_URL,
     RunningServer,
-    require_postgres,
+    fresh_database,
     server_env,
 )
 
@@ -299,20 +299,8 @@ def with_delta(before: dict[str, Any], **delta: int) -> dict[str, Any]:
 
 def new_database(kind: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
     """A fresh database URL of this kind and how to drop it."""
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'clientstats.db'}", lambda: None
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", drop
+    stack = contextlib.ExitStack()
+    return stack.enter_context(fresh_database(kind, tmp_path)), stack.close
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -7,20 +7,17 @@ import select
 import socket
 import struct
 import threading
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from types import TracebackType
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from clientstats.cache.redis_cache import KEY_PREFIX
-from tests.conftest import POSTGRES_URL, require_postgres
+from tests.conftest import POSTGRES_URL
 
 REDIS_URL = os.environ.get("CLIENTSTATS_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 _redis_state: dict[str, str | None] = {}
@@ -82,22 +79,6 @@ def cache_versions(client: redis.Redis, permalink: str) -> set[int]:
         int(key.decode().removeprefix(prefix))
         for key in client.scan_iter(match=f"{prefix}*", count=1000)
     }
-
-
-@contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema (skips or fails like require_postgres); dropped afterwards."""
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield schema
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def schema_url(schema: str, *, port: int | None = None) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from clientstats.domain.booking import Outcome
 from clientstats.domain.events import DonationEvent, ForwardingEvent, parse_line
@@ -40,7 +39,7 @@ from clientstats.services.verification import verify
 from clientstats.storage import requests_store
 from clientstats.storage.database import make_engine, write_transaction
 from clientstats.storage.schema import ensure_schema
-from tests.conftest import POSTGRES_URL, require_postgres
+from tests.conftest import fresh_database, require_postgres
 
 CLIENTS = {"alpha": True, "beta": False}  # permalink -> has a pool
 PROJECTS = (1, 2, 3)
@@ -202,25 +201,13 @@ class Model:
 @contextmanager
 def fresh_engine(kind: str, tmp_path: Path) -> Iterator[Engine]:
     """A new, migrated database of this kind, dropped afterwards."""
-    if kind == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / uuid.uuid4().hex}.db")
-        ensure_schema(engine)
-        yield engine
-        engine.dispose()
-        return
-    schema = f"p_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", pool_size=1)
-    try:
-        ensure_schema(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_database(kind, tmp_path) as url:
+        engine = make_engine(url, pool_size=1)
+        try:
+            ensure_schema(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def run(engine: Engine, model: Model, ops: list[tuple[Any, ...]]) -> None:
