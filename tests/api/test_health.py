@@ -6,10 +6,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, postgres_schema
 from tests.reliability.tcp_proxy import (
     TcpProxy,
-    postgres_schema,
     redis_address,
     redis_url_via,
     require_redis,

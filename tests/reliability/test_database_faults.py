@@ -18,12 +18,11 @@ from clientstats.domain.events import parse_line
 from clientstats.domain.memory_book import MemoryBook
 from clientstats.services.credentials import issue_credentials
 from clientstats.storage.database import make_engine
-from tests.conftest import ADMIN_TOKEN, RunningServer
+from tests.conftest import ADMIN_TOKEN, RunningServer, postgres_schema
 from tests.reliability.tcp_proxy import (
     OutputLog,
     TcpProxy,
     postgres_address,
-    postgres_schema,
     schema_url,
 )
 

@@ -25,13 +25,12 @@ from clientstats.domain.events import parse_line
 from clientstats.domain.memory_book import MemoryBook
 from clientstats.domain.stats import RESPONSE_KEYS
 from clientstats.storage.database import make_engine
-from tests.conftest import ADMIN_TOKEN, free_port, server_env
+from tests.conftest import ADMIN_TOKEN, free_port, postgres_schema, server_env
 from tests.reliability.tcp_proxy import (
     REDIS_URL,
     OutputLog,
     cache_versions,
     delete_cache_keys,
-    postgres_schema,
     redis_client,
     require_redis,
     schema_url,

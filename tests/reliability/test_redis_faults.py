@@ -18,13 +18,12 @@ from sqlalchemy import Engine, text
 from clientstats.domain.events import parse_line
 from clientstats.domain.memory_book import MemoryBook
 from clientstats.storage.database import make_engine
-from tests.conftest import ADMIN_TOKEN, RunningServer
+from tests.conftest import ADMIN_TOKEN, RunningServer, postgres_schema
 from tests.reliability.tcp_proxy import (
     OutputLog,
     TcpProxy,
     cache_versions,
     delete_cache_keys,
-    postgres_schema,
     redis_address,
     redis_client,
     redis_url_via,
