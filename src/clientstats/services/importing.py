@@ -22,11 +22,13 @@ from clientstats.domain.events import (
 )
 from clientstats.domain.ledger import BookingRejected
 from clientstats.storage.database import retrying, write_transaction
+from clientstats.storage.schema import refresh_planner_statistics
 from clientstats.storage.sql_book import SqlBook
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 64 * 1024
+ANALYZE_FIRST_AT_LINE = 1000
 _FAILED_PREFIX = "forwarding recorded as failed: "
 
 
@@ -96,8 +98,14 @@ def import_lines(
     """Apply event lines in order; bad lines are reported and skipped, all others applied."""
     report = ImportReport()
     numbered = enumerate(lines, start=1)
+    analyze_at = ANALYZE_FIRST_AT_LINE
     while chunk := list(islice(numbered, batch_size)):
         apply_lines(engine, chunk, report)
+        if report.lines >= analyze_at:
+            # At about 1,000, 2,000, 4,000, ... lines: the planner's picture of the ledger
+            # stays within a factor of two of its size, for a few ANALYZEs in all.
+            refresh_planner_statistics(engine)
+            analyze_at = 2 * report.lines
         if on_batch is not None:
             on_batch(report)
     return report

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 
 from clientstats.errors import SchemaOutdated
 from clientstats.storage.database import write_transaction
+from clientstats.storage.tables import metadata
 
 
 def _config() -> Config:
@@ -52,3 +53,19 @@ def ensure_schema(engine: Engine) -> None:
             f"the database schema is at {current}, this version needs {head_revision()}: "
             "run `clientstats migrate`"
         )
+
+
+def refresh_planner_statistics(engine: Engine) -> None:
+    """Have PostgreSQL re-read the size and value spread of every table (ANALYZE).
+
+    A plan PostgreSQL caches for a prepared statement keeps the row counts it was made with.
+    A bulk load grows the ledger faster than autovacuum analyzes it (and a server may run
+    without autovacuum), so lookups would keep a plan made for an empty table: a sequential
+    scan per batch, slower with every row. ANALYZE replaces the statistics and drops those
+    plans. SQLite plans its lookups by index without statistics; nothing to do there.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text(f"ANALYZE {names}"))
