@@ -6,12 +6,12 @@ It sits in front of the Starlette app and answers only paths shaped like
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -40,6 +40,8 @@ _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _CHALLENGE = (b"www-authenticate", b'Basic realm="clientstats"')
 # Permalinks are [a-z0-9_-]{1,64} (SPEC §3); ASCII only, so e.g. the Kelvin sign is no "k".
 _PERMALINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_REMEMBERED_PATHS = 10_000
+_UNSEEN: Any = object()
 
 
 def match_path(path: str) -> tuple[str, str] | None:
@@ -50,6 +52,30 @@ def match_path(path: str) -> tuple[str, str] | None:
     if len(parts) != 6 or parts[0] or parts[2] != "api_v4" or parts[3] != "clients" or not parts[4]:
         return None
     return parts[1], parts[4]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a statistics path asks for; worked out once per distinct path."""
+
+    unknown_locale: str | None  # the 404 message if the locale is not served
+    permalink: str | None  # the client's permalink, lower-cased; None if it cannot be one
+    not_found: str  # the 404 message for this client
+
+
+def route_for(path: str) -> Route | None:
+    """The Route of a statistics path, None for every other path."""
+    matched = match_path(path)
+    if matched is None:
+        return None
+    locale, client_id = matched
+    normalized = normalize_permalink(client_id)
+    return Route(
+        unknown_locale=None if locale in LOCALES else f"Unknown locale {locale}",
+        # No client has such a permalink; the database never sees it (PostgreSQL refuses NUL).
+        permalink=normalized if _PERMALINK.fullmatch(client_id) else None,
+        not_found=f"Couldn't find Client with permalink={normalized}",
+    )
 
 
 def _header(scope: Scope, wanted: bytes) -> bytes | None:
@@ -79,27 +105,34 @@ class StatisticsEndpoint:
         self.live = live
         self.authenticator = authenticator
         self._live: LiveStatistics | None = None
+        self._routes: dict[str, Route | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        matched = match_path(scope["path"])
-        if matched is None:
+        path = scope["path"]
+        route = self._routes.get(path, _UNSEEN)
+        if route is _UNSEEN:
+            route = self._remember(path)
+        if route is None:
             await self.app(scope, receive, send)
             return
-        locale, client_id = matched
         method = scope["method"]
-        if locale not in LOCALES:
-            await _send_error(send, 404, f"Unknown locale {locale}", method)
-        elif method not in ("GET", "HEAD"):
+        if route.unknown_locale is not None:
+            await _send_error(send, 404, route.unknown_locale, method)
+        elif method != "GET" and method != "HEAD":
             await _send_error(send, 405, f"Method {method} not allowed", method, (_ALLOW,))
-        elif not _PERMALINK.fullmatch(client_id):
-            # No client has such a permalink; the database never sees it (PostgreSQL refuses NUL).
-            message = f"Couldn't find Client with permalink={normalize_permalink(client_id)}"
-            await _send_error(send, 404, message, method)
+        elif route.permalink is None:
+            await _send_error(send, 404, route.not_found, method)
         else:
-            await self._serve(scope, send, normalize_permalink(client_id), method)
+            await self._serve(scope, send, route.permalink, method)
+
+    def _remember(self, path: str) -> Route | None:
+        if len(self._routes) >= MAX_REMEMBERED_PATHS:
+            self._routes.clear()  # arbitrary paths from the outside cannot grow it for ever
+        route = self._routes[path] = route_for(path)
+        return route
 
     async def _serve(self, scope: Scope, send: Send, permalink: str, method: str) -> None:
         live = self._live
@@ -121,9 +154,10 @@ class StatisticsEndpoint:
             except Exception:
                 await _send_unexpected(send, method)
                 return
+            now = time.time()
         if entry.private and not await self._authorized(scope, send, permalink, method):
             return
-        await _send_hit(scope, send, entry, time.time(), method, live.ttl)
+        await _send_hit(scope, send, entry, now, method, live.ttl)
 
     async def _authorized(self, scope: Scope, send: Send, permalink: str, method: str) -> bool:
         """Private statistics (SPEC §2, §5.1): only the client's own credentials open them."""
@@ -151,10 +185,23 @@ class StatisticsEndpoint:
         return True
 
 
-@functools.cache
 def _cache_control(private: bool, max_age: int) -> tuple[bytes, bytes]:
     scope = b"private" if private else b"public"
     return (b"cache-control", b"%s, max-age=%d" % (scope, max_age))
+
+
+def _start_message(entry: CachedResponse, max_age: int) -> dict[str, object]:
+    """The start of a 200 for `entry` at this max-age, built once per entry and second."""
+    message = entry.start_messages.get(max_age)
+    if message is None:
+        headers = [entry.etag_header, _cache_control(entry.private, max_age)]
+        if not entry.private:
+            headers.append(_CORS)
+        headers += (_CONTENT_TYPE, entry.length_header)
+        message = {"type": "http.response.start", "status": 200, "headers": headers}
+        entry.start_messages.clear()  # max-age only counts down: the older ones are done
+        entry.start_messages[max_age] = message
+    return message
 
 
 async def _send_hit(
@@ -162,18 +209,15 @@ async def _send_hit(
 ) -> None:
     # Rounded up so the last second is not max-age=0; never above the TTL (clocks differ).
     max_age = min(ttl, max(0, math.ceil(entry.expires_at - now)))
-    if entry.private:
-        headers = [entry.etag_header, _cache_control(True, max_age)]
-    else:
-        headers = [entry.etag_header, _cache_control(False, max_age), _CORS]
     header = _header(scope, b"if-none-match")
     if header is not None and _etag_matches(header, entry.etag):
+        headers = [entry.etag_header, _cache_control(entry.private, max_age)]
+        if not entry.private:
+            headers.append(_CORS)
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send(_EMPTY_BODY)
         return
-    headers.append(_CONTENT_TYPE)
-    headers.append(entry.length_header)
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send(_start_message(entry, max_age))
     await send(_EMPTY_BODY if method == "HEAD" else entry.body_message)
 
 

@@ -20,6 +20,10 @@ class CachedResponse:
     etag_header: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
     length_header: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
     body_message: dict[str, object] = field(init=False, repr=False, compare=False)
+    # The `http.response.start` message of a 200, by max-age; filled by the endpoint.
+    start_messages: dict[int, dict[str, object]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "etag_header", (b"etag", self.etag))
