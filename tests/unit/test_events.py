@@ -20,10 +20,6 @@ from clientstats.domain.events import (
     NeedEvent,
     ProjectEvent,
     RevocationEvent,
-    merge_client,
-    merge_matching_fund,
-    merge_need,
-    merge_project,
     parse_event,
     parse_line,
 )
@@ -36,6 +32,7 @@ from clientstats.domain.ledger import (
     Need,
     Project,
 )
+from clientstats.domain.merging import merge_client, merge_matching_fund, merge_need, merge_project
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 APRIL_7 = datetime(2015, 4, 7, 8, 0, tzinfo=UTC)  # 10:00 at +02:00

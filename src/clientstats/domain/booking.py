@@ -15,10 +15,6 @@ from clientstats.domain.events import (
     NeedEvent,
     ProjectEvent,
     RevocationEvent,
-    merge_client,
-    merge_matching_fund,
-    merge_need,
-    merge_project,
 )
 from clientstats.domain.ledger import (
     BookingRejected,
@@ -33,6 +29,7 @@ from clientstats.domain.ledger import (
     same_booking,
     settle_forwarding,
 )
+from clientstats.domain.merging import merge_client, merge_matching_fund, merge_need, merge_project
 
 
 class Outcome(StrEnum):
