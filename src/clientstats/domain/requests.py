@@ -12,11 +12,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from clientstats.domain.events import DonationEvent, ForwardingEvent
+from clientstats.domain.fields import REFERENCE
 from clientstats.domain.ledger import Channel, Client, Donation, FailureCode, Project
 
 MAX_PLEDGE_CENTS = 1_000_000
 MAX_FORWARDING_CENTS = 100_000_000_000
-REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
 ADDRESS_FIELDS = ("first_name", "last_name", "email", "street", "city", "zip", "country_code")
 TEXT_LIMITS = {"tracking_via": 200, "message": 2000, "email": 254, "zip": 16, "country_code": 2}
