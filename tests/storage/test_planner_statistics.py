@@ -1,8 +1,8 @@
-"""A large import keeps PostgreSQL's planner statistics in step with the growing ledger."""
+"""A large import (CLI or /admin/events) keeps PostgreSQL's planner statistics in step."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,8 @@ from sqlalchemy import Engine, text
 from clientstats.services.importing import ANALYZE_FIRST_AT_LINE, import_lines
 from clientstats.storage.database import make_engine
 from clientstats.storage.schema import ensure_schema, refresh_planner_statistics
-from tests.conftest import postgres_schema, schema_url
+from tests.api.conftest import post_events
+from tests.conftest import RunningServer, postgres_schema, schema_url
 from tests.strategies import client_event, donation_event, member_event, project_event, to_lines
 
 
@@ -46,6 +47,22 @@ def test_an_import_analyzes_the_ledger_as_it_grows(postgres_engine: Engine) -> N
     assert report.ok and report.applied == len(lines)
     # Analyzed last after the batch that reached 2,000 lines: 1,997 of them are donations.
     assert counted_rows(postgres_engine) == 2 * ANALYZE_FIRST_AT_LINE - 3
+
+
+def test_a_large_admin_upload_analyzes_the_ledger_as_it_grows(
+    start_server: Callable[..., RunningServer],
+) -> None:
+    with postgres_schema() as schema:
+        server = start_server(schema_url(schema), CLIENTSTATS_IMPORT_BATCH_SIZE="250")
+        engine = make_engine(schema_url(schema))
+        assert counted_rows(engine) == -1
+
+        response = post_events(server.base_url, b"".join(line + b"\n" for line in stream(3000)))
+
+        assert response.status_code == 200, response.text
+        assert counted_rows(engine) == 2 * ANALYZE_FIRST_AT_LINE - 3
+        server.stop()
+        engine.dispose()
 
 
 def test_refreshing_statistics_counts_every_stored_donation(postgres_engine: Engine) -> None:

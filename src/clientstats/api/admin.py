@@ -13,7 +13,7 @@ from starlette.responses import Response
 from clientstats.api.errors import JSON
 from clientstats.errors import Unauthenticated, UnsupportedMediaType, ValidationFailed
 from clientstats.services.blocking import run_blocking
-from clientstats.services.importing import ImportReport, apply_lines
+from clientstats.services.importing import ImportReport, PlannerRefresh, apply_lines
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
 
@@ -59,13 +59,14 @@ async def post_events(request: Request) -> Response:
     # A batch may wait for the write lock behind other writers: allow it more than a read.
     timeout = 6 * request.app.state.settings.database_timeout
     report = ImportReport()
+    refresh = PlannerRefresh()  # a large upload is a bulk load too
     chunk: list[tuple[int, bytes]] = []
     async for numbered in _numbered_lines(request):
         chunk.append(numbered)
         if len(chunk) >= batch_size:
-            await run_blocking(timeout, partial(apply_lines, engine, chunk, report))
+            await run_blocking(timeout, partial(apply_lines, engine, chunk, report, refresh))
             chunk = []
-    await run_blocking(timeout, partial(apply_lines, engine, chunk, report))
+    await run_blocking(timeout, partial(apply_lines, engine, chunk, report, refresh))
     if not report.ok:
         problems = sorted(report.rejected + report.failures, key=lambda r: r.line)
         raise ValidationFailed(

@@ -88,6 +88,23 @@ def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Par
             yield number, invalid
 
 
+class PlannerRefresh:
+    """ANALYZE as an import grows the ledger: after about 1,000, 2,000, 4,000, ... lines.
+
+    So the database's picture of the ledger stays within a factor of two of its size, for a
+    few ANALYZEs in all (see storage.schema.refresh_planner_statistics).
+    """
+
+    def __init__(self) -> None:
+        self.next_at = ANALYZE_FIRST_AT_LINE
+
+    def after_batch(self, engine: Engine, lines: int) -> None:
+        """Call after each batch with the number of lines read so far."""
+        if lines >= self.next_at:
+            refresh_planner_statistics(engine)
+            self.next_at = 2 * lines
+
+
 def import_lines(
     engine: Engine,
     lines: Iterable[bytes],
@@ -98,26 +115,28 @@ def import_lines(
     """Apply event lines in order; bad lines are reported and skipped, all others applied."""
     report = ImportReport()
     numbered = enumerate(lines, start=1)
-    analyze_at = ANALYZE_FIRST_AT_LINE
+    refresh = PlannerRefresh()
     while chunk := list(islice(numbered, batch_size)):
-        apply_lines(engine, chunk, report)
-        if report.lines >= analyze_at:
-            # At about 1,000, 2,000, 4,000, ... lines: the planner's picture of the ledger
-            # stays within a factor of two of its size, for a few ANALYZEs in all.
-            refresh_planner_statistics(engine)
-            analyze_at = 2 * report.lines
+        apply_lines(engine, chunk, report, refresh)
         if on_batch is not None:
             on_batch(report)
     return report
 
 
-def apply_lines(engine: Engine, chunk: list[tuple[int, bytes]], report: ImportReport) -> None:
+def apply_lines(
+    engine: Engine,
+    chunk: list[tuple[int, bytes]],
+    report: ImportReport,
+    refresh: PlannerRefresh | None = None,
+) -> None:
     """Parse and apply one chunk of numbered lines in one transaction."""
     if not chunk:
         return
     now = datetime.now(UTC)
     report.lines = chunk[-1][0]
     apply_batch(engine, list(_parse(chunk, now)), report, now=now)
+    if refresh is not None:
+        refresh.after_batch(engine, report.lines)
 
 
 def apply_batch(
