@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
+from clientstats.services import importing
 from clientstats.services.importing import ANALYZE_FIRST_AT_LINE, import_lines
 from clientstats.storage.database import make_engine
 from clientstats.storage.schema import ensure_schema, refresh_planner_statistics
@@ -82,3 +84,23 @@ def test_refreshing_statistics_is_a_no_op_on_sqlite(tmp_path: Path) -> None:
 
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM donations")).scalar_one() == 40
+
+
+def test_an_import_goes_on_when_analyzing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ensure_schema(engine)
+    calls: list[int] = []
+
+    def refused(_engine: Engine) -> None:
+        calls.append(1)
+        raise OperationalError("ANALYZE", {}, Exception("permission denied"))
+
+    monkeypatch.setattr(importing, "refresh_planner_statistics", refused)
+
+    report = import_lines(engine, stream(3 * ANALYZE_FIRST_AT_LINE), batch_size=500)
+
+    assert report.ok and report.applied == 3 * ANALYZE_FIRST_AT_LINE + 3
+    assert len(calls) == 2  # at 1,000 and 2,000 lines
+    assert "could not refresh the planner statistics: permission denied" in caplog.text

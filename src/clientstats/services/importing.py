@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from itertools import islice
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from clientstats.domain.booking import Outcome, apply_event
 from clientstats.domain.events import (
@@ -101,8 +101,13 @@ class PlannerRefresh:
     def after_batch(self, engine: Engine, lines: int) -> None:
         """Call after each batch with the number of lines read so far."""
         if lines >= self.next_at:
-            refresh_planner_statistics(engine)
             self.next_at = 2 * lines
+            try:
+                refresh_planner_statistics(engine)
+            except DBAPIError as exc:
+                # Only an optimisation: the batches are committed; the next one will tell
+                # whether the database is really gone.
+                log.warning("could not refresh the planner statistics: %s", exc.orig)
 
 
 def import_lines(
