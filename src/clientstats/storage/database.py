@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ T = TypeVar("T")
 DEFAULT_URL = "sqlite:///./clientstats.db"
 SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def normalize_url(url: str) -> str:
@@ -59,6 +62,7 @@ def _sqlite_engine(url: str) -> Engine:
     if in_memory:
         raise ValueError("an in-memory SQLite database cannot be shared; name a file")
     engine = create_engine(url, connect_args={"check_same_thread": False})
+    _SQLITE_WRITERS[engine] = threading.RLock()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -83,10 +87,32 @@ def _sqlite_engine(url: str) -> Engine:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction that will write; on SQLite it holds the write lock from its start."""
-    with engine.connect() as conn:
+    with _one_writer_per_process(engine), engine.connect() as conn:
         conn = conn.execution_options(clientstats_write=True)
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def _one_writer_per_process(engine: Engine) -> Iterator[None]:
+    """On SQLite, let this process's writers take turns before they ask SQLite for its lock.
+
+    SQLite has one write lock per database; a writer that finds it taken sleeps and retries
+    with growing pauses (busy_timeout), so many threads of one process contending for it
+    leave it idle between holders and answer slowly. An in-process lock hands it on at
+    once; writers in other processes still meet at SQLite's own lock. Should the turn take
+    longer than busy_timeout, the writer goes ahead and SQLite decides, as before.
+    """
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None:
+        yield
+        return
+    acquired = lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()
 
 
 @contextmanager
