@@ -47,4 +47,3 @@ def test_a_waiting_sqlite_writer_holds_no_connection_and_goes_next(tmp_path: Pat
     one.join(WAIT)
     assert order == ["first", "second"]
     engine.dispose()
-
