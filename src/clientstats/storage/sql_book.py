@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from clientstats.domain.events import RevocationEvent
 from clientstats.domain.ledger import (
@@ -45,6 +45,7 @@ _CLIENT_COLUMNS = (
     "pool_out_cents",
 )
 _IN_CHUNK = 500
+_PROJECT_BY_ID = select(projects).where(projects.c.id == bindparam("project_id"))
 
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:
@@ -143,7 +144,7 @@ class SqlBook:
 
     def get_project(self, project_id: int) -> Project | None:
         if project_id not in self._projects:
-            row = self.conn.execute(select(projects).where(projects.c.id == project_id)).first()
+            row = self.conn.execute(_PROJECT_BY_ID, {"project_id": project_id}).first()
             self._projects[project_id] = None if row is None else rows.project(row)
         return self._projects[project_id]
 
