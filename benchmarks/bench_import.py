@@ -272,20 +272,20 @@ def _row(event: dict[str, Any], now: str) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def baseline_child(file: Path, database: Path, batch_size: int) -> None:
-    """Insert the file's donation, forwarding and revocation rows with plain executemany."""
-    conn = sqlite3.connect(database, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    for statement in BARE_TABLES:
-        conn.execute(statement)
+@dataclass(frozen=True, slots=True)
+class RowBatch:
+    """One batch of the event file as the bare rows a baseline writes."""
+
+    lines: int
+    donations: list[tuple[Any, ...]]
+    revocations: list[tuple[str, str, str]]
+
+
+def row_batches(file: Path, batch_size: int) -> Iterator[RowBatch]:
+    """The file's donation, forwarding and revocation rows, `batch_size` lines at a time."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    lines = rows = 0
     with file.open("rb") as stream:
-        while True:
-            batch = [line for _, line in zip(range(batch_size), stream, strict=False)]
-            if not batch:
-                break
+        while batch := [line for _, line in zip(range(batch_size), stream, strict=False)]:
             donations, revocations = [], []
             for line in batch:
                 event = orjson.loads(line)
@@ -294,12 +294,24 @@ def baseline_child(file: Path, database: Path, batch_size: int) -> None:
                     donations.append(_row(event, now))
                 elif kind == "revocation":
                     revocations.append((event["token"], now, now))
-            conn.execute("BEGIN")
-            conn.executemany(INSERT_DONATION, donations)
-            conn.executemany(INSERT_REVOCATION, revocations)
-            conn.execute("COMMIT")
-            lines += len(batch)
-            rows += len(donations) + len(revocations)
+            yield RowBatch(len(batch), donations, revocations)
+
+
+def baseline_child(file: Path, database: Path, batch_size: int) -> None:
+    """Insert the file's donation, forwarding and revocation rows with plain executemany."""
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    for statement in BARE_TABLES:
+        conn.execute(statement)
+    lines = rows = 0
+    for batch in row_batches(file, batch_size):
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_DONATION, batch.donations)
+        conn.executemany(INSERT_REVOCATION, batch.revocations)
+        conn.execute("COMMIT")
+        lines += batch.lines
+        rows += len(batch.donations) + len(batch.revocations)
     conn.close()
     print(json.dumps({"lines": lines, "rows": rows}))
 

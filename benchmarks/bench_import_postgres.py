@@ -29,13 +29,11 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
 import psycopg
-from bench_import import Run, _row, raw_figures, write_file
+from bench_import import Run, raw_figures, row_batches, write_file
 from common import (
     PYTHON,
     clientstats_env,
@@ -95,31 +93,19 @@ def baseline_child(file: Path, url: str, batch_size: int) -> None:
         for statement in BARE_TABLES:
             conn.execute(statement)
         conn.commit()
-        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         lines = rows = 0
-        with file.open("rb") as stream, conn.cursor() as cursor:
-            while True:
-                batch = [line for _, line in zip(range(batch_size), stream, strict=False)]
-                if not batch:
-                    break
-                donations, revocations = [], []
-                for line in batch:
-                    event = orjson.loads(line)
-                    kind = event["event"]
-                    if kind in ("donation", "forwarding"):
-                        donations.append(_row(event, now))
-                    elif kind == "revocation":
-                        revocations.append((event["token"], now, now))
+        with conn.cursor() as cursor:
+            for batch in row_batches(file, batch_size):
                 with cursor.copy(COPY_DONATIONS) as copy:
-                    for row in donations:
+                    for row in batch.donations:
                         copy.write_row(row)
-                if revocations:
+                if batch.revocations:
                     with cursor.copy(COPY_REVOCATIONS) as copy:
-                        for row in revocations:
-                            copy.write_row(row)
+                        for revocation in batch.revocations:
+                            copy.write_row(revocation)
                 conn.commit()
-                lines += len(batch)
-                rows += len(donations) + len(revocations)
+                lines += batch.lines
+                rows += len(batch.donations) + len(batch.revocations)
         stored = conn.execute(
             "SELECT (SELECT count(*) FROM donations) + (SELECT count(*) FROM revocations)"
         ).fetchone()
