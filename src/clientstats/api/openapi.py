@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from clientstats.api.openapi_client_api import SCHEMAS, client_api_paths, error_doc
+from clientstats.api.openapi_client_api import (
+    SCHEMAS,
+    client_api_paths,
+    error_doc,
+    path_parameters,
+)
 from clientstats.domain.stats import RESPONSE_KEYS
 
 _INT64 = {"type": "integer", "format": "int64"}
@@ -56,21 +61,9 @@ IMPORT_SUMMARY_SCHEMA: dict[str, Any] = {
 def _statistics_operation(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
-        "parameters": [
-            {
-                "name": "locale",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "enum": ["de", "en"]},
-            },
-            {
-                "name": "client_id",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-                "description": "The client permalink, matched case-insensitively.",
-            },
-        ],
+        "parameters": path_parameters(
+            client_description="The client permalink, matched case-insensitively."
+        ),
         "responses": {
             "200": {
                 "description": "The statistics; fresh within a second of a booking.",

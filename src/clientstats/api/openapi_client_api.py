@@ -95,7 +95,16 @@ def error_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": json_ref("Error")}
 
 
-def _parameters(*extra: str) -> list[dict[str, Any]]:
+def path_parameters(*extra: str, client_description: str | None = None) -> list[dict[str, Any]]:
+    """The `locale` and `client_id` path parameters, then `extra` integer ids."""
+    client_id: dict[str, Any] = {
+        "name": "client_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    }
+    if client_description is not None:
+        client_id["description"] = client_description
     params: list[dict[str, Any]] = [
         {
             "name": "locale",
@@ -103,12 +112,7 @@ def _parameters(*extra: str) -> list[dict[str, Any]]:
             "required": True,
             "schema": {"type": "string", "enum": ["de", "en"]},
         },
-        {
-            "name": "client_id",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-        },
+        client_id,
     ]
     for name in extra:
         params.append(
@@ -133,7 +137,7 @@ def _create(summary: str, schema: str, *params: str) -> dict[str, Any]:
     return {
         "summary": summary,
         "security": [{"client": []}],
-        "parameters": _parameters(*params),
+        "parameters": path_parameters(*params),
         "requestBody": {"required": True, "content": json_ref(schema)},
         "responses": {
             "202": {
@@ -153,7 +157,7 @@ def _state(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
         "security": [{"client": []}],
-        "parameters": _parameters("request_id"),
+        "parameters": path_parameters("request_id"),
         "responses": {
             "200": {"description": "The request's state.", "content": json_ref("RequestState")},
             **_AUTH_ERRORS,
