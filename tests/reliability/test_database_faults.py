@@ -18,6 +18,7 @@ from clientstats.domain.events import parse_line
 from clientstats.domain.memory_book import MemoryBook
 from clientstats.services.credentials import issue_credentials
 from clientstats.storage.database import make_engine
+from tests.api.conftest import new_client_events
 from tests.conftest import ADMIN_TOKEN, RunningServer, postgres_schema
 from tests.reliability.tcp_proxy import (
     OutputLog,
@@ -45,7 +46,6 @@ class Setup:
     output: OutputLog
     direct_url: str
     events: list[Event]
-    next_id: int = 1
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +63,10 @@ def setup() -> Iterator[Setup]:
             server.stop()
 
 
-def client_events(setup: Setup, permalink: str, *, requested: int) -> tuple[list[Event], int]:
+def client_events(permalink: str, *, requested: int) -> tuple[list[Event], int]:
     """A client with a pool and one project of one need; (its events, the project id)."""
-    project, need = setup.next_id, setup.next_id + 1
-    setup.next_id += 2
-    events = [
-        {"event": "client", "id": permalink, "name": permalink, "pool": True},
-        {"event": "project", "id": project, "title": f"Project {project}"},
-        {"event": "client_project", "client_id": permalink, "project_id": project, "member": True},
-        {
-            "event": "need",
-            "id": need,
-            "project_id": project,
-            "title": "Need",
-            "requested_amount_in_cents": requested,
-        },
-    ]
-    return events, project
+    events = new_client_events(permalink, requested=requested, pool=True)
+    return events, events[1]["id"]
 
 
 def platform_donation(project: int, amount: int) -> Event:
@@ -145,7 +132,7 @@ def wait_for_fresh(setup: Setup, client: str, expected: dict[str, Any]) -> httpx
 
 def test_dropped_connections_are_replaced_without_a_failed_request(setup: Setup) -> None:
     client = f"drop-{uuid.uuid4().hex[:8]}"
-    events, project = client_events(setup, client, requested=100_000)
+    events, project = client_events(client, requested=100_000)
     assert post_events(setup, events).status_code == 200
     assert stats(setup, client).status_code == 200
     assert setup.proxy.connections > 0
@@ -161,8 +148,8 @@ def test_dropped_connections_are_replaced_without_a_failed_request(setup: Setup)
 
 def test_an_outage_answers_503_quickly_and_the_service_recovers_by_itself(setup: Setup) -> None:
     cached, uncached = f"cached-{uuid.uuid4().hex[:8]}", f"uncached-{uuid.uuid4().hex[:8]}"
-    events_a, project_a = client_events(setup, cached, requested=50_000)
-    events_b, project_b = client_events(setup, uncached, requested=80_000)
+    events_a, project_a = client_events(cached, requested=50_000)
+    events_b, project_b = client_events(uncached, requested=80_000)
     seed = [
         *events_a,
         *events_b,
@@ -236,12 +223,12 @@ def test_an_outage_answers_503_quickly_and_the_service_recovers_by_itself(setup:
 
 def test_a_database_that_stops_answering_gets_503_within_the_timeout(setup: Setup) -> None:
     client, other = f"silent-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
-    events, project = client_events(setup, client, requested=10_000)
+    events, project = client_events(client, requested=10_000)
     assert post_events(setup, [*events, platform_donation(project, 400)]).status_code == 200
     ready_url = f"{setup.server.base_url}/health/ready"
     assert httpx.get(ready_url, timeout=CLIENT_TIMEOUT).status_code == 200
     # Several pooled connections, so that a request finds one that is about to go silent.
-    warm = [client_events(setup, f"warm-{uuid.uuid4().hex[:8]}", requested=1)[0] for _ in range(8)]
+    warm = [client_events(f"warm-{uuid.uuid4().hex[:8]}", requested=1)[0] for _ in range(8)]
     for _ in range(5):
         with ThreadPoolExecutor(len(warm)) as pool:
             assert all(
