@@ -20,7 +20,7 @@ from clientstats.domain.events import (
     RevocationEvent,
     parse_line,
 )
-from clientstats.domain.ledger import BookingRejected
+from clientstats.domain.ledger import BookingRejected, Donation
 from clientstats.storage.database import retrying, write_transaction
 from clientstats.storage.schema import refresh_planner_statistics
 from clientstats.storage.sql_book import SqlBook
@@ -211,23 +211,22 @@ def _tokens(events: list[Event]) -> Iterator[str]:
             yield event.token
 
 
-def _projects(events: list[Event]) -> Iterator[int]:
+def _entries(events: list[Event]) -> Iterator[Donation]:
+    """The ledger entries (donations and forwardings) a batch brings."""
     for event in events:
-        entry = None
         if isinstance(event, DonationEvent):
-            entry = event.donation
+            yield event.donation
         elif isinstance(event, ForwardingEvent):
-            entry = event.forwarding
-        if entry is not None and entry.project_id is not None:
+            yield event.forwarding
+
+
+def _projects(events: list[Event]) -> Iterator[int]:
+    for entry in _entries(events):
+        if entry.project_id is not None:
             yield entry.project_id
 
 
 def _references(events: list[Event]) -> Iterator[tuple[str, str]]:
-    for event in events:
-        entry = None
-        if isinstance(event, DonationEvent):
-            entry = event.donation
-        elif isinstance(event, ForwardingEvent):
-            entry = event.forwarding
-        if entry is not None and entry.client_id and entry.client_reference:
+    for entry in _entries(events):
+        if entry.client_id and entry.client_reference:
             yield entry.client_id, entry.client_reference
