@@ -185,19 +185,20 @@ class StatisticsEndpoint:
         return True
 
 
-def _cache_control(private: bool, max_age: int) -> tuple[bytes, bytes]:
-    scope = b"private" if private else b"public"
-    return (b"cache-control", b"%s, max-age=%d" % (scope, max_age))
+def _freshness_headers(entry: CachedResponse, max_age: int) -> list[tuple[bytes, bytes]]:
+    """ETag, Cache-Control and (for public statistics) CORS: what a 200 and a 304 share."""
+    scope = b"private" if entry.private else b"public"
+    headers = [entry.etag_header, (b"cache-control", b"%s, max-age=%d" % (scope, max_age))]
+    if not entry.private:
+        headers.append(_CORS)
+    return headers
 
 
 def _start_message(entry: CachedResponse, max_age: int) -> dict[str, object]:
     """The start of a 200 for `entry` at this max-age, built once per entry and second."""
     message = entry.start_messages.get(max_age)
     if message is None:
-        headers = [entry.etag_header, _cache_control(entry.private, max_age)]
-        if not entry.private:
-            headers.append(_CORS)
-        headers += (_CONTENT_TYPE, entry.length_header)
+        headers = [*_freshness_headers(entry, max_age), _CONTENT_TYPE, entry.length_header]
         message = {"type": "http.response.start", "status": 200, "headers": headers}
         entry.start_messages.clear()  # max-age only counts down: the older ones are done
         entry.start_messages[max_age] = message
@@ -211,9 +212,7 @@ async def _send_hit(
     max_age = min(ttl, max(0, math.ceil(entry.expires_at - now)))
     header = _header(scope, b"if-none-match")
     if header is not None and _etag_matches(header, entry.etag):
-        headers = [entry.etag_header, _cache_control(entry.private, max_age)]
-        if not entry.private:
-            headers.append(_CORS)
+        headers = _freshness_headers(entry, max_age)
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send(_EMPTY_BODY)
         return
