@@ -202,13 +202,8 @@ def _failure(book: SqlBook, event: Event) -> str:
 
 
 def _tokens(events: list[Event]) -> Iterator[str]:
-    for event in events:
-        if isinstance(event, DonationEvent):
-            yield event.donation.token
-        elif isinstance(event, ForwardingEvent):
-            yield event.forwarding.token
-        elif isinstance(event, RevocationEvent):
-            yield event.token
+    yield from (entry.token for entry in _entries(events))
+    yield from (event.token for event in events if isinstance(event, RevocationEvent))
 
 
 def _entries(events: list[Event]) -> Iterator[Donation]:
