@@ -29,10 +29,11 @@ from clientstats.domain.memory_book import MemoryBook
 from clientstats.domain.stats import Statistics
 from clientstats.services.importing import ImportReport, import_lines
 from clientstats.services.verification import verify
+from clientstats.storage.change_feed import all_versions
 from clientstats.storage.database import make_engine, read_transaction
 from clientstats.storage.ledger_queries import stream_entries
 from clientstats.storage.schema import ensure_schema
-from clientstats.storage.statistics_queries import client_snapshot, client_versions
+from clientstats.storage.statistics_queries import client_snapshot
 from tests.conftest import POSTGRES_URL, require_postgres
 from tests.strategies import Line, event_streams, to_lines
 
@@ -141,7 +142,7 @@ def served(engine: Engine) -> dict[str, Statistics]:
     """The fast-path figures of every stored client."""
     with read_transaction(engine) as conn:
         result = {}
-        for permalink in client_versions(conn):
+        for permalink in all_versions(conn):
             snapshot = client_snapshot(conn, permalink)
             assert snapshot is not None
             result[permalink] = snapshot.statistics

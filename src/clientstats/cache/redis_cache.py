@@ -1,7 +1,9 @@
-"""The shared statistics cache in Redis: one key per client and version.
+"""The shared statistics cache in Redis: one key per client and version token.
 
-A key names the version its response was computed at, so a booking (which bumps the
-version) makes every process look for a new key; stale keys simply expire with the TTL.
+A key names the version its response was computed at, so a booking (which gives the client
+a new version token) makes every process look for a new key; stale keys simply expire with
+the TTL. Tokens are random and never repeat, so a key computed before a database restore,
+or by another deployment sharing this Redis database, is never asked for again.
 When Redis fails, the fault is logged once, the cache is skipped for a few seconds at a
 time, and it is used again as soon as Redis answers.
 """
@@ -19,7 +21,8 @@ from clientstats.cache.base import CachedResponse
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "clientstats:stats:v1:"
+# v2: the version is a random token (v1 keys held counters, which repeat after a restore).
+KEY_PREFIX = "clientstats:stats:v2:"
 RETRY_AFTER_SECONDS = 2.0
 
 

@@ -1,8 +1,9 @@
 """Statistics served from a cache that a booking anywhere makes fresh within a poll interval.
 
-Every booking bumps the version of each client whose figures it may change, in the same
-transaction. Each process polls all clients' versions every `poll_interval` seconds; a
-cached response is served only while its version is current and its TTL has not run out.
+Every booking gives each client whose figures it may change a new version token, in the
+same transaction (storage.change_feed). Each process reads the changes since its last look
+every `poll_interval` seconds; a cached response is served only while its token is the
+client's current one and its TTL has not run out.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from sqlalchemy import Engine
 
 from clientstats.cache.base import CachedResponse, SharedStatisticsCache, StatisticsCache
 from clientstats.services.blocking import run_blocking
-from clientstats.services.statistics import get_snapshot_or_raise, list_versions
-from clientstats.storage.statistics_queries import ClientSnapshot, ClientVersion
+from clientstats.services.changes import ChangeReader
+from clientstats.services.statistics import get_snapshot_or_raise
+from clientstats.storage.change_feed import ClientVersion
+from clientstats.storage.statistics_queries import ClientSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +32,11 @@ def render(snapshot: ClientSnapshot, *, ttl: int, now: float) -> CachedResponse:
     etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
     return CachedResponse(
         permalink=snapshot.permalink,
-        version=snapshot.version,
+        version=snapshot.version.version,
         body=body,
         etag=etag,
         expires_at=now + ttl,
-        private=snapshot.statistics_private,
+        private=snapshot.version.statistics_private,
     )
 
 
@@ -57,11 +60,26 @@ class LiveStatistics:
         self.ttl = ttl
         self.poll_interval = poll_interval
         self.versions: dict[str, ClientVersion] = {}
+        self.changes = ChangeReader(engine)
+        # Bumped whenever `versions` is read afresh: a load that began before must not
+        # write back a version from the history that was replaced.
+        self._generation = 0
         self._loading: dict[str, asyncio.Future[CachedResponse]] = {}
 
     def refresh_versions(self) -> None:
-        """Read every client's version; entries older than it stop being served."""
-        self.versions = list_versions(self.engine)
+        """Read the changes since the last look; entries of older versions stop being served."""
+        changes = self.changes.read()
+        if changes.everything:
+            self.versions = changes.versions
+            self._generation += 1
+            return
+        for permalink, version in changes.versions.items():
+            self._advance(permalink, version)
+
+    def _advance(self, permalink: str, version: ClientVersion) -> None:
+        known = self.versions.get(permalink)
+        if known is None or known.changed_seq < version.changed_seq:
+            self.versions[permalink] = version
 
     def fresh(self, permalink: str, now: float) -> CachedResponse | None:
         """The cached response if it is still current; no I/O, called on every request."""
@@ -69,7 +87,7 @@ class LiveStatistics:
         if entry is None or entry.expires_at <= now:
             return None
         known = self.versions.get(permalink)
-        if known is None or entry.version < known.version:
+        if known is None or entry.version != known.version:
             return None
         return entry
 
@@ -80,11 +98,11 @@ class LiveStatistics:
             return await asyncio.shield(pending)
         future: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
         self._loading[permalink] = future
+        generation = self._generation
         try:
-            entry = await run_blocking(self.timeout, lambda: self._compute(permalink))
-            known = self.versions.get(permalink)
-            if known is None or known.version < entry.version:
-                self.versions[permalink] = ClientVersion(entry.version, entry.private)
+            entry, version = await run_blocking(self.timeout, lambda: self._compute(permalink))
+            if version is not None and generation == self._generation:
+                self._advance(permalink, version)
             self.cache.put(entry)
             future.set_result(entry)
             return entry
@@ -95,18 +113,23 @@ class LiveStatistics:
         finally:
             del self._loading[permalink]
 
-    def _compute(self, permalink: str) -> CachedResponse:
-        """The response from the shared cache if it has the current version, else the database."""
+    def _compute(self, permalink: str) -> tuple[CachedResponse, ClientVersion | None]:
+        """The response from the shared cache if it has the current version, else the database.
+
+        The version is returned when the response was read from the database: it may be
+        newer than the one this process knows.
+        """
         known = self.versions.get(permalink)
         now = time.time()
         if self.shared is not None and known is not None:
             shared = self.shared.fetch(permalink, known.version)
             if shared is not None and shared.expires_at > now:
-                return shared
-        entry = render(get_snapshot_or_raise(self.engine, permalink), ttl=self.ttl, now=now)
+                return shared, None
+        snapshot = get_snapshot_or_raise(self.engine, permalink)
+        entry = render(snapshot, ttl=self.ttl, now=now)
         if self.shared is not None:
             self.shared.store(entry)
-        return entry
+        return entry, snapshot.version
 
     async def poll_forever(self) -> None:
         """Keep the versions current until cancelled; a failing poll is logged once per outage."""

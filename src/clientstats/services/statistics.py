@@ -1,4 +1,4 @@
-"""Reading a client's statistics: uncached for the CLI, and the freshness signal for caches."""
+"""Reading a client's statistics, uncached: the CLI and the caches' misses."""
 
 from __future__ import annotations
 
@@ -6,12 +6,7 @@ from sqlalchemy import Engine
 
 from clientstats.errors import NotFound
 from clientstats.storage.database import read_transaction
-from clientstats.storage.statistics_queries import (
-    ClientSnapshot,
-    ClientVersion,
-    client_snapshot,
-    client_versions,
-)
+from clientstats.storage.statistics_queries import ClientSnapshot, client_snapshot
 
 
 def normalize_permalink(permalink: str) -> str:
@@ -27,9 +22,3 @@ def get_snapshot_or_raise(engine: Engine, permalink: str) -> ClientSnapshot:
     if snapshot is None:
         raise NotFound(f"Couldn't find Client with permalink={permalink}")
     return snapshot
-
-
-def list_versions(engine: Engine) -> dict[str, ClientVersion]:
-    """Every client's version, for caches deciding what is still fresh."""
-    with read_transaction(engine) as conn:
-        return client_versions(conn)

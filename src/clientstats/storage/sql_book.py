@@ -24,6 +24,7 @@ from clientstats.domain.ledger import (
     Project,
 )
 from clientstats.storage import reference_rows as rows
+from clientstats.storage.change_feed import record_change
 from clientstats.storage.tables import (
     client_projects,
     client_totals,
@@ -389,9 +390,4 @@ class SqlBook:
                 client_projects.c.project_id.in_(chunk)
             )
             dirty.update(self.conn.execute(query).scalars())
-        for chunk in _chunks(sorted(dirty)):
-            self.conn.execute(
-                update(client_totals)
-                .where(client_totals.c.client_id.in_(chunk))
-                .values(version=client_totals.c.version + 1)
-            )
+        record_change(self.conn, dirty)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import BindParameter, Connection, String, bindparam, case, func, select
 
 from clientstats.domain.stats import Statistics
+from clientstats.storage.change_feed import ClientVersion
 from clientstats.storage.tables import (
     client_projects,
     client_totals,
@@ -22,28 +23,8 @@ class ClientSnapshot:
     """A client's figures together with the version they were computed at."""
 
     permalink: str
-    version: int
-    statistics_private: bool
+    version: ClientVersion
     statistics: Statistics
-
-
-@dataclass(frozen=True, slots=True)
-class ClientVersion:
-    """What caches need to know of a client to decide whether an entry is still fresh."""
-
-    version: int
-    statistics_private: bool
-
-
-def client_versions(conn: Connection) -> dict[str, ClientVersion]:
-    """Every client's current version: the freshness signal all caches poll."""
-    query = select(
-        client_totals.c.client_id, client_totals.c.version, clients.c.statistics_private
-    ).join(clients, clients.c.permalink == client_totals.c.client_id)
-    return {
-        row.client_id: ClientVersion(int(row.version), bool(row.statistics_private))
-        for row in conn.execute(query)
-    }
 
 
 _PERMALINK: BindParameter[str] = bindparam("permalink", type_=String())
@@ -95,4 +76,5 @@ def client_snapshot(conn: Connection, permalink: str) -> ClientSnapshot | None:
         client_matched_amount_in_cents=int(matched),
         client_donations_count=int(head.client_donations_count),
     )
-    return ClientSnapshot(permalink, int(head.version), bool(head.statistics_private), statistics)
+    version = ClientVersion(int(head.version), int(head.changed_seq), bool(head.statistics_private))
+    return ClientSnapshot(permalink, version, statistics)

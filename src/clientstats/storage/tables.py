@@ -180,8 +180,12 @@ client_totals = Table(
     _money("client_donations_count", server_default="0"),
     _money("pool_in_cents", server_default="0"),
     _money("pool_out_cents", server_default="0"),
-    # Bumped whenever any figure of the client may have changed; caches compare it.
+    # A random token, new whenever any figure of the client may have changed; caches compare
+    # it and the shared cache keys by it, so it never repeats across restores or deployments.
     Column("version", BigInteger, nullable=False, server_default="0"),
+    # The change feed's sequence number of that change: "what changed since" reads by it.
+    Column("changed_seq", BigInteger, nullable=False, server_default="0"),
+    Index("ix_client_totals_changed_seq", "changed_seq"),
 )
 
 matching_fund_totals = Table(
@@ -189,6 +193,37 @@ matching_fund_totals = Table(
     metadata,
     Column("fund_id", BigInteger, ForeignKey("matching_funds.id"), primary_key=True),
     _money("matched_in_cents", server_default="0"),
+)
+
+# Revocations whose donation is not booked (yet): kept, and applied when it arrives (§4.5).
+deferred_revocations = Table(
+    "deferred_revocations",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("token", String(100), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("booked_at", UtcDateTime(), nullable=False),
+)
+
+# The change feed. Every transaction that may change figures takes the next `seq` from the
+# one row of `change_feed`, which stays locked until it commits, so sequence order is commit
+# order; `stamp` is random, so a restored database never hands out a (seq, stamp) pair again.
+change_feed = Table(
+    "change_feed",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("stamp", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# The recent (seq, stamp) pairs: a reader checks that the position it read from is still
+# part of the history (a restore replaces it), else it reads everything again.
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("stamp", BigInteger, nullable=False),
 )
 
 # Writes a client made through the API (SPEC §5): stored before the 202, booked by a worker.
