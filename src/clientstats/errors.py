@@ -9,10 +9,17 @@ class ClientstatsError(Exception):
     status_code = 500
     reason = "Internal Server Error"
 
-    def __init__(self, message: str, *, errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        links: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors
+        self.links = links or []
 
 
 class NotFound(ClientstatsError):
@@ -41,6 +48,13 @@ class Forbidden(ClientstatsError):
 
     status_code = 403
     reason = "Forbidden"
+
+
+class Conflict(ClientstatsError):
+    """The request contradicts what is stored (an idempotency key reused for another body)."""
+
+    status_code = 409
+    reason = "Conflict"
 
 
 class UnsupportedMediaType(ClientstatsError):

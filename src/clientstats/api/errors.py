@@ -26,6 +26,7 @@ _STATUS_NAMES = {
     403: ("forbidden", "Forbidden"),
     404: ("not_found", "Record Not Found"),
     405: ("method_not_allowed", "Method Not Allowed"),
+    409: ("conflict", "Conflict"),
     413: ("payload_too_large", "Payload Too Large"),
     415: ("unsupported_media_type", "Unsupported Media Type"),
     422: ("unprocessable_entity", "Cannot Process Submitted Data"),
@@ -49,6 +50,7 @@ def error_body(
     errors: dict[str, list[str]] | None = None,
     backtrace: list[str] | None = None,
     reason: str | None = None,
+    links: list[dict[str, str]] | None = None,
 ) -> bytes:
     """The JSON body of an error response."""
     status, default_reason = status_name(status_code)
@@ -63,7 +65,7 @@ def error_body(
         body["errors"] = errors
     if backtrace is not None:
         body["backtrace"] = backtrace
-    body["links"] = []
+    body["links"] = links or []
     return orjson.dumps(body)
 
 
@@ -74,9 +76,11 @@ def error_response(
     errors: dict[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
     backtrace: list[str] | None = None,
+    links: list[dict[str, str]] | None = None,
 ) -> Response:
-    """An error response in the §2.3 format."""
-    body = error_body(status_code, message, errors=errors, backtrace=backtrace)
+    """An error response in the §2.3 format; no cache may keep it (it says nothing lasting)."""
+    body = error_body(status_code, message, errors=errors, backtrace=backtrace, links=links)
+    headers = {"Cache-Control": "no-store", **(headers or {})}
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
@@ -97,6 +101,7 @@ async def handle_clientstats_error(request: Request, exc: Exception) -> Response
         errors=exc.errors,
         headers=headers,
         backtrace=_backtrace(request, exc),
+        links=exc.links,
     )
 
 

@@ -38,6 +38,7 @@ _CORS = (b"access-control-allow-origin", b"*")
 _ALLOW = (b"allow", b"GET, HEAD")
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _CHALLENGE = (b"www-authenticate", b'Basic realm="clientstats"')
+_NO_STORE = (b"cache-control", b"no-store")
 # Permalinks are [a-z0-9_-]{1,64} (SPEC §3); ASCII only, so e.g. the Kelvin sign is no "k".
 _PERMALINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_REMEMBERED_PATHS = 10_000
@@ -234,6 +235,6 @@ async def _send_error(
     extra: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     body = error_body(status, message)
-    headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), _CORS, *extra]
+    headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), _NO_STORE, _CORS, *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
