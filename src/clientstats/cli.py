@@ -178,19 +178,52 @@ def stats(client: str) -> None:
 
 
 @main.command(name="verify")
+@click.option(
+    "--url",
+    "base_url",
+    metavar="BASE",
+    help="Also compare the answers of the server at BASE (e.g. http://127.0.0.1:8000).",
+)
 @one_line_errors
-def verify_command() -> None:
-    """Recompute every figure from the ledger; exit non-zero on any difference."""
-    report = verify(_engine(settings()))
+def verify_command(base_url: str | None) -> None:
+    """Recompute every figure from the ledger; compare it with what is served; exit 1 on any
+    difference."""
+    from clientstats.services.served_check import (
+        check_server,
+        check_shared_cache,
+        http_fetcher,
+    )
+
+    config = settings()
+    engine = _engine(config)
+    report = verify(engine)
     for d in report.differences:
         click.echo(f"{d.client_id} {d.key}: served {d.served}, ledger says {d.recomputed}")
+    served = []
+    if config.redis_url:
+        from clientstats.cache.redis_cache import RedisCache
+
+        shared = RedisCache(config.redis_url, timeout=config.redis_timeout)
+        if not shared.ping():
+            raise ClientstatsError(f"the shared cache at {config.redis_url} does not answer")
+        served += check_shared_cache(shared, report.verified)
+    skipped = 0
+    if base_url:
+        found, skipped = check_server(
+            engine, http_fetcher(base_url), report.verified, where=base_url
+        )
+        served += found
+    for s in served:
+        click.echo(f"{s.client_id} ({s.where}): {s.detail}")
     for client_id, balance in sorted(report.negative_pools.items()):
         click.echo(f"warning: pool of {client_id} is negative ({balance} cents)")
+    if skipped:
+        click.echo(f"note: {skipped} private client(s) not asked at {base_url} (credentials)")
     click.echo(
         f"verified {report.clients} clients over {report.entries} ledger entries: "
-        f"{len(report.differences)} difference(s)"
+        f"{len(report.differences) + len(served)} difference(s)"
     )
-    if report.differences:
+    if report.differences or served:
         sys.exit(1)
 
 
