@@ -71,10 +71,10 @@ def accept(
         details=details,  # type: ignore[arg-type]
     )
     with write_transaction(engine) as conn:
-        if (
-            project_id is not None
-            and SqlBook(conn, now=datetime.now(UTC)).get_project(project_id) is None
-        ):
+        book = SqlBook(conn, now=datetime.now(UTC))
+        # A project outside the client's set is as unknown to it as a missing one (and a
+        # member project exists: the association refers to it).
+        if project_id is not None and not book.is_member(client_id, project_id):
             raise NotFound(f"Couldn't find Project with id={project_id}")
         stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
     if stored.kind is not kind:
