@@ -268,15 +268,21 @@ def accept(engine: Engine, model: Model, op: tuple[Any, ...]) -> None:
         assert project is not None and (client, project) not in model.members
         return
     except client_requests.RequestInvalid as invalid:
-        # Only a reference already taken by the other kind of request is refused.
+        # A reference already taken by the other kind of request is refused as invalid...
         assert known is not None and known.kind is not kind
         assert [p.code for p in invalid.errors["client_reference"]] == [
             "reference_used_by_other_kind"
         ]
         return
+    except client_requests.RequestConflict as conflict:
+        # ...and by a different request of the same kind as a conflict, naming the stored one.
+        assert known is not None and known.kind is kind
+        assert (known.project, known.amount) != (project, amount)
+        assert conflict.stored.id == known.id
+        return
     assert project is None or (client, project) in model.members
     if known is not None:
-        assert known.kind is kind
+        assert (known.kind, known.project, known.amount) == (kind, project, amount)
         assert (accepted.created, accepted.request.id) == (False, known.id)
         return
     assert accepted.created
@@ -326,7 +332,9 @@ WORKED_EXAMPLE: list[tuple[Any, ...]] = [
     ("close", 3, True),
     ("pledge", "alpha", 3, 700, "p3"),  # redirected to alpha's pool
     ("pledge", "beta", 3, 250, "p4"),  # no pool to redirect to: pool_missing
-    ("pledge", "alpha", 1, 100, "p1"),  # a repeat: nothing new
+    ("pledge", "alpha", 1, 1_000, "p1"),  # a repeat: nothing new
+    ("pledge", "alpha", 1, 100, "p1"),  # another pledge under p1: refused, nothing new
+    ("pledge", "beta", 1, 100, "p7"),  # not one of beta's projects: refused
     ("forwarding", "alpha", 1, 100, "p2"),  # the reference of a pledge: refused
     ("process", 2),
     ("forwarding", "alpha", 2, 3_000, "f1"),  # booked: the pool holds 3200 by then

@@ -15,6 +15,7 @@ from clientstats.domain.requests import (
     Problem,
     RequestKind,
     StoredRequest,
+    is_same_request,
     validate_forwarding,
     validate_pledge,
 )
@@ -30,6 +31,14 @@ class RequestInvalid(Exception):
     def __init__(self, errors: Errors) -> None:
         super().__init__(", ".join(errors))
         self.errors = errors
+
+
+class RequestConflict(Exception):
+    """The client reference is taken by a different request: `stored`, which stays as it was."""
+
+    def __init__(self, stored: StoredRequest) -> None:
+        super().__init__(f"client_reference {stored.client_reference} is taken")
+        self.stored = stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +62,12 @@ def accept(
     project_id: int | None,
     body: Mapping[str, object],
 ) -> Accepted:
-    """Validate and durably store a request; a repeated client reference stores nothing."""
+    """Validate and durably store a request; a repeated client reference stores nothing.
+
+    A repeat of the stored request is accepted again (a retry); a different request under
+    the same reference raises RequestConflict. The unique constraint decides which of
+    concurrent senders stored first; every other one is compared with what it stored.
+    """
     errors = (
         validate_pledge(body, is_country)
         if kind is RequestKind.PLEDGE
@@ -79,6 +93,8 @@ def accept(
         stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
     if stored.kind is not kind:
         raise RequestInvalid({"client_reference": [Problem("reference_used_by_other_kind")]})
+    if not created and not is_same_request(stored, request):
+        raise RequestConflict(stored)
     return Accepted(stored, created)
 
 
