@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -47,7 +46,7 @@ async def _authorized_client(request: Request) -> str:
     authenticator: Authenticator = request.app.state.authenticator
     header = request.headers.get("authorization")
     timeout = request.app.state.settings.database_timeout
-    client_id = await run_blocking(timeout, partial(authenticator.authenticate, header))
+    client_id = await authenticator.authenticate(header, database_timeout=timeout)
     named = normalize_permalink(str(request.path_params["client_id"]))
     if named != client_id:
         raise NotFound(f"Couldn't find Client with permalink={named}")
