@@ -369,7 +369,8 @@ def test_a_request_accepted_before_its_project_left_the_clients_set_is_booked(
     """Membership is checked when a request is accepted; the worker books what was accepted."""
     api = start_without_worker(database_url, start_server)
     pool = accepted_id(api.pledge("vf", pledge_body(5_000), None), api, "vf", "donation_pledges")
-    pledge = accepted_id(api.pledge("vf", pledge_body(1_500), OPEN), api, "vf", "donation_pledges")
+    pledge_sent = pledge_body(1_500)
+    pledge = accepted_id(api.pledge("vf", pledge_sent, OPEN), api, "vf", "donation_pledges")
     forwarding_body = {"amount_in_cents": 2_000, "client_reference": "leaving-forwarding"}
     forwarding = accepted_id(
         api.forwarding("vf", OPEN, forwarding_body), api, "vf", "forwarding_requests"
@@ -378,6 +379,10 @@ def test_a_request_accepted_before_its_project_left_the_clients_set_is_booked(
     post_events(api.base_url, [leave])
     # From now on the project is unknown to vf...
     assert api.pledge("vf", pledge_body(1_500), OPEN).status_code == 404
+    # ...except to a retry of what was accepted: that is answered as before, not as unknown.
+    retry = api.pledge("vf", pledge_sent, OPEN)
+    assert accepted_id(retry, api, "vf", "donation_pledges") == pledge
+    assert api.pledge("vf", {**pledge_sent, "amount_in_cents": 1}, OPEN).status_code == 404
     before = api.ledger_stats("vf")
     while process_batch(api.engine):
         pass

@@ -266,6 +266,11 @@ def accept(engine: Engine, model: Model, op: tuple[Any, ...]) -> None:
         # Only the client's own projects, as they are when the request arrives (a request
         # accepted before its project left the client's set is still booked).
         assert project is not None and (client, project) not in model.members
+        assert known is None or (known.kind, known.project, known.amount) != (
+            kind,
+            project,
+            amount,
+        )
         return
     except client_requests.RequestInvalid as invalid:
         # A reference already taken by the other kind of request is refused as invalid...
@@ -280,12 +285,12 @@ def accept(engine: Engine, model: Model, op: tuple[Any, ...]) -> None:
         assert (known.project, known.amount) != (project, amount)
         assert conflict.stored.id == known.id
         return
-    assert project is None or (client, project) in model.members
     if known is not None:
         assert (known.kind, known.project, known.amount) == (kind, project, amount)
         assert (accepted.created, accepted.request.id) == (False, known.id)
         return
     assert accepted.created
+    assert project is None or (client, project) in model.members
     request = ModelRequest(accepted.request.id, kind, client, project, amount, reference)
     model.requests[(client, reference)] = request
     model.pending.append(request)
@@ -347,6 +352,9 @@ WORKED_EXAMPLE: list[tuple[Any, ...]] = [
     ("revoke", "d0"),  # its matching donation is revoked with it
     ("close", 3, False),
     ("pledge", "beta", 3, 1_000, "p6"),
+    ("member", "alpha", 1, False),
+    ("pledge", "alpha", 1, 1_000, "p1"),  # a retry of what was accepted: still that pledge
+    ("pledge", "alpha", 1, 1_000, "p8"),  # a new pledge: project 1 is no longer alpha's
 ]
 
 

@@ -87,10 +87,15 @@ def accept(
     with write_transaction(engine) as conn:
         book = SqlBook(conn, now=datetime.now(UTC))
         # A project outside the client's set is as unknown to it as a missing one (and a
-        # member project exists: the association refers to it).
+        # member project exists: the association refers to it). Only a retry of a request
+        # accepted before its project left the set is answered as that request.
         if project_id is not None and not book.is_member(client_id, project_id):
-            raise NotFound(f"Couldn't find Project with id={project_id}")
-        stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
+            found = requests_store.by_reference(conn, client_id, request.client_reference)
+            if found is None or not is_same_request(found, request):
+                raise NotFound(f"Couldn't find Project with id={project_id}")
+            stored, created = found, False
+        else:
+            stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
     if stored.kind is not kind:
         raise RequestInvalid({"client_reference": [Problem("reference_used_by_other_kind")]})
     if not created and not is_same_request(stored, request):
