@@ -12,13 +12,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from clientstats.api.errors import DATABASE_UNAVAILABLE, JSON, error_body
 from clientstats.cache.base import CachedResponse
 from clientstats.errors import ClientstatsError
-from clientstats.services.blocking import run_blocking
 from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
 from clientstats.services.statistics import normalize_permalink
@@ -181,16 +179,16 @@ class StatisticsEndpoint:
     async def _authorized(self, scope: Scope, send: Send, permalink: str, method: str) -> bool:
         """Private statistics (SPEC §2, §5.1): only the client's own credentials open them."""
         header = _header(scope, b"authorization")
-        authenticate = self.authenticator().authenticate
-        live_timeout = self.live().timeout
         try:
-            client_id = await run_blocking(
-                live_timeout,
-                partial(authenticate, None if header is None else header.decode("latin-1")),
+            client_id = await self.authenticator().authenticate(
+                None if header is None else header.decode("latin-1"),
+                database_timeout=self.live().timeout,
             )
         except ClientstatsError as exc:
-            challenge = (_CHALLENGE,) if exc.status_code == 401 else ()
-            await _send_error(send, exc.status_code, exc.message, method, challenge, cors=False)
+            extra = [_CHALLENGE] if exc.status_code == 401 else []
+            if exc.retry_after is not None:
+                extra.append((b"retry-after", b"%d" % exc.retry_after))
+            await _send_error(send, exc.status_code, exc.message, method, tuple(extra), cors=False)
             return False
         except DATABASE_UNAVAILABLE:
             message = "The database is not available; retry"
