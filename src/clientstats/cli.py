@@ -238,10 +238,11 @@ def reconcile(client_id: str, file: str) -> None:
     from clientstats.services.reconciliation import reconcile as run_reconcile
 
     engine = _engine(settings())
+    # Bytes, not text: the file must be UTF-8 whatever the locale says about stdin.
     if file == "-":
-        findings = run_reconcile(engine, client_id, sys.stdin)
+        findings = run_reconcile(engine, client_id, sys.stdin.buffer)
     else:
-        with open(file, encoding="utf-8-sig", newline="") as stream:
+        with open(file, "rb") as stream:
             findings = run_reconcile(engine, client_id, stream)
     for finding in findings:
         click.echo(f"{finding.kind}\t{finding.client_reference}\t{finding.detail}")
