@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +23,7 @@ DEADLINE = 30.0  # seconds: generous on a loaded machine; the expectation is abo
 
 
 class Serve:
-    """`clientstats serve ARGS` on a port; every process it started is ended after the test."""
+    """`clientstats serve --port PORT ARGS`, its output in a file."""
 
     def __init__(self, database_url: str, port: int, *args: str) -> None:
         self.port = port
@@ -33,39 +35,50 @@ class Serve:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self.seen: set[int] = set()
+        self.seen: dict[int, str | None] = {self.process.pid: started_at(self.process.pid)}
 
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode()
 
     def children(self) -> set[int]:
-        """The supervisor's live child processes (all of them are remembered for cleanup)."""
+        """The live child processes (each is remembered, to be ended after the test)."""
         found = set()
         for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
             try:
                 found |= {int(pid) for pid in (task / "children").read_text().split()}
             except FileNotFoundError:
                 continue
-        self.seen |= found
+        for pid in found - set(self.seen):
+            self.seen[pid] = started_at(pid)
         return found
 
-    def wait_until_serving(self, processes: int) -> None:
-        """Until the API answers and at least `processes` children run."""
+    def wait_until_serving(self, children: int) -> None:
+        """Until the API answers and at least `children` child processes run."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"serve exited with {self.process.returncode}"
-            if answers(self.port) and len(self.children()) >= processes:
+            assert self.process.poll() is None, self.output()
+            if answers(self.port) and len(self.children()) >= children:
                 return
             time.sleep(0.05)
-        raise AssertionError(f"serve did not come up with {processes} processes in 120 s")
+        raise AssertionError(f"serve did not come up in 120 s:\n{self.output()}")
 
     def end(self) -> None:
-        for pid in [self.process.pid, *self.seen]:
-            if alive(pid):
-                signal_pid(pid, signal.SIGKILL)
+        """SIGKILL every process this server started that still runs; never a pid reused."""
+        for pid, start in self.seen.items():
+            if alive(pid) and start is not None and started_at(pid) == start:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self.process.wait()
         self.log.close()
+
+
+def started_at(pid: int) -> str | None:
+    """When the process started (clock ticks since boot), which tells a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        return None
 
 
 def answers(port: int) -> bool:
@@ -84,24 +97,12 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def signal_pid(pid: int, signum: int) -> None:
-    try:
-        signal.Signals(signum)  # only real signals, by pid, never by name
-        import os
-
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def wait_until_gone(pids: set[int]) -> float:
-    """Seconds until none of the processes runs; fails after DEADLINE."""
-    start = time.monotonic()
-    while time.monotonic() - start < DEADLINE:
-        if not any(alive(pid) for pid in pids):
-            return time.monotonic() - start
+def wait_until_gone(pids: set[int]) -> None:
+    """Until none of the processes runs; fails after DEADLINE."""
+    deadline = time.monotonic() + DEADLINE
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running after {DEADLINE} s: {pids}"
         time.sleep(0.05)
-    raise AssertionError(f"still running after {DEADLINE} s: {[p for p in pids if alive(p)]}")
 
 
 @pytest.fixture
@@ -110,25 +111,24 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def serve(sqlite_url: str) -> Iterator[type[Serve]]:
-    """Start `Serve` processes on the test database; all are ended after the test."""
+def serve(sqlite_url: str) -> Iterator[Callable[..., Serve]]:
+    """Start servers on the test database; every process they started is ended after."""
     started: list[Serve] = []
 
-    class Started(Serve):
-        def __init__(self, port: int, *args: str) -> None:
-            super().__init__(sqlite_url, port, *args)
-            started.append(self)
+    def start(port: int, *args: str) -> Serve:
+        started.append(Serve(sqlite_url, port, *args))
+        return started[-1]
 
-    yield Started  # type: ignore[misc]
-    for process in started:
-        process.end()
+    yield start
+    for server in started:
+        server.end()
 
 
 def test_children_exit_when_the_supervisor_is_killed_and_the_port_is_free_again(
-    serve: type[Serve],
+    serve: Callable[..., Serve],
 ) -> None:
     port = free_port()
-    supervisor = serve(port, "--workers", "2")  # type: ignore[call-arg]
+    supervisor = serve(port, "--workers", "2")
     supervisor.wait_until_serving(2)
     children = supervisor.children()
 
@@ -136,7 +136,7 @@ def test_children_exit_when_the_supervisor_is_killed_and_the_port_is_free_again(
     supervisor.process.wait()
 
     wait_until_gone(children)
-    successor = serve(port)  # type: ignore[call-arg]
+    successor = serve(port)
     successor.wait_until_serving(0)
     assert answers(port)
 
@@ -174,11 +174,11 @@ def finish_the_request(conn: socket.socket) -> bytes:
     [("2", signal.SIGTERM), ("2", signal.SIGINT), ("1", signal.SIGTERM), ("1", signal.SIGINT)],
 )
 def test_a_signal_stops_everything_after_the_request_in_flight_with_status_0(
-    serve: type[Serve], workers: str, signum: int
+    serve: Callable[..., Serve], workers: str, signum: int
 ) -> None:
     port = free_port()
-    supervisor = serve(port, "--workers", workers)  # type: ignore[call-arg]
-    supervisor.wait_until_serving(int(workers) if workers != "1" else 0)
+    supervisor = serve(port, "--workers", workers)
+    supervisor.wait_until_serving(0 if workers == "1" else int(workers))
     children = supervisor.children()
     held = hold_a_request(port)
 
