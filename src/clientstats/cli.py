@@ -75,35 +75,14 @@ def main() -> None:
 @one_line_errors
 def serve(host: str, port: int, no_worker: bool, workers: int) -> None:
     """Run the HTTP API."""
-    import uvicorn
-
-    from clientstats.api.app import create_app
+    from clientstats import serving
 
     config = settings()
     if no_worker:
         config = config.model_copy(update={"worker_in_process": False})
+    sock = serving.listen(host, port)  # first: a busy port needs no database to be told
     _engine(config).dispose()
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_level": "info",
-        "access_log": False,
-        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
-        "http": "httptools",
-    }
-    if workers == 1:
-        uvicorn.run(create_app(config), **options)
-        return
-    # Each process builds its app from the environment, so pass the flag on through it.
-    if no_worker:
-        os.environ["CLIENTSTATS_WORKER_IN_PROCESS"] = "false"
-    uvicorn.run(
-        "clientstats.api.asgi:app_from_environment",
-        factory=True,
-        workers=workers,
-        timeout_worker_healthcheck=30,  # a loaded 2-core machine can start a process slowly
-        **options,
-    )
+    serving.run(config, sock, workers=workers)
 
 
 @main.command(name="migrate")
@@ -271,10 +250,11 @@ def reconcile(client_id: str, file: str) -> None:
     from clientstats.services.reconciliation import reconcile as run_reconcile
 
     engine = _engine(settings())
+    # Bytes, not text: the file must be UTF-8 whatever the locale says about stdin.
     if file == "-":
-        findings = run_reconcile(engine, client_id, sys.stdin)
+        findings = run_reconcile(engine, client_id, sys.stdin.buffer)
     else:
-        with open(file, encoding="utf-8-sig", newline="") as stream:
+        with open(file, "rb") as stream:
             findings = run_reconcile(engine, client_id, stream)
     for finding in findings:
         click.echo(f"{finding.kind}\t{finding.client_reference}\t{finding.detail}")
