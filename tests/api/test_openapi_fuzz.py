@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import jsonschema
 import pytest
 import schemathesis
 import schemathesis.engine
@@ -267,3 +268,28 @@ def test_the_document_names_every_endpoint(seeded_server: RunningServer) -> None
     paths = document(seeded_server)["paths"]
     assert {f"{m.upper()} {p}" for p, ops in paths.items() for m in ops} >= OPERATIONS
     assert paths["/admin/events"]["post"]["security"] == [{"admin": []}]
+
+
+def test_conflicts_are_documented_with_a_link_to_the_stored_request(
+    seeded_server: RunningServer,
+) -> None:
+    body = document(seeded_server)
+    for path in CREATES:
+        for suffix in (".json", ""):
+            conflict = body["paths"][path + suffix]["post"]["responses"]["409"]
+            schema = conflict["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}
+    error = jsonschema.Draft202012Validator(body["components"]["schemas"]["Error"])
+    conflict_body = {
+        "name": "GeneralError",
+        "status": "conflict",
+        "status_code": 409,
+        "reason": "Conflict",
+        "message": "The client_reference r-1 is taken by another request",
+        "links": [
+            {"rel": "location", "href": "http://x/en/api_v4/clients/c/donation_pledges/1.json"}
+        ],
+    }
+    assert error.is_valid(conflict_body)
+    assert not error.is_valid({**conflict_body, "links": [{"rel": "location"}]})
+    assert not error.is_valid({**conflict_body, "links": ["http://x/"]})

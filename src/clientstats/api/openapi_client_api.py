@@ -7,6 +7,12 @@ from typing import Any
 from clientstats.api.request_schemas import FORWARDING_SCHEMA, PLEDGE_SCHEMA
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
+LINK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["rel", "href"],
+    "additionalProperties": False,
+    "properties": {"rel": {"type": "string"}, "href": {"type": "string"}},
+}
 
 ACCEPTED_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -14,7 +20,7 @@ ACCEPTED_SCHEMA: dict[str, Any] = {
     "properties": {
         "status": {"const": "accepted"},
         "status_code": {"const": 202},
-        "links": {"type": "array", "items": {"type": "object", "required": ["rel", "href"]}},
+        "links": {"type": "array", "items": LINK_SCHEMA},
     },
 }
 
@@ -112,9 +118,16 @@ def _create(summary: str, schema: str, *params: str) -> dict[str, Any]:
                 "content": json_ref("Accepted"),
             },
             "400": error_doc("The body is not UTF-8 JSON."),
+            "409": error_doc(
+                "The client_reference was sent before with another body; nothing is stored. "
+                "The link with rel location points at the stored request."
+            ),
             "413": error_doc("The body is larger than 64 KiB."),
             "415": error_doc("The body is not application/json."),
-            "422": error_doc("Invalid fields, worded in the locale's language."),
+            "422": error_doc(
+                "Invalid fields, worded in the locale's language; or a client_reference "
+                "already used by the other kind of request."
+            ),
             **_AUTH_ERRORS,
         },
     }
