@@ -150,6 +150,13 @@ def fuzz_config(base_url: str, clients: list[FuzzClient]) -> schemathesis.Config
                     "/projects/[^/]+/forwarding_requests", project_id=forwarding.project_id
                 ),
                 forwarding.operation("/forwarding_requests/", request_id=forwarding.request_id),
+                # The paths without .json reach the same handlers: fewer cases for them, and
+                # without the coverage phase (its boundary cases are what reach a 422).
+                {
+                    "include-path-regex": "/(donation_pledges|forwarding_requests|{request_id})$",
+                    "phases": {"coverage": {"enabled": False}},
+                    "generation": {"max-examples": 10},
+                },
             ],
         }
     )
@@ -200,7 +207,9 @@ def test_every_response_conforms_to_the_document(
     assert seen >= OPERATIONS, OPERATIONS - seen
     # The client API was fuzzed past its credentials: bodies were stored, and refused.
     for operation in CLIENT_OPERATIONS:
-        expected = {202, 422} if operation.startswith("POST") else {200}
+        expected = {200} if operation.startswith("GET") else {202}
+        if operation.startswith("POST") and operation.endswith(".json"):
+            expected.add(422)
         assert expected <= {status for op, status in answers if op == operation}, operation
 
 
