@@ -531,6 +531,14 @@ def test_null_is_a_left_out_optional_field(api: Api) -> None:
     assert api.book("vf", {**pool, **dict.fromkeys(ADDRESS)}, None)["state"] == "confirmed"
 
 
+def pledge_amount_written(api: Api, written: str, locale: str = "de") -> httpx.Response:
+    """POST a valid pledge whose amount is spelled exactly as `written` in the JSON text."""
+    body = json.dumps(pledge_body(reference=unique()), separators=(",", ":"))
+    body = body.replace('"amount_in_cents":1000', f'"amount_in_cents":{written}', 1)
+    json_type = {"content-type": "application/json"}
+    return api.pledge("vf", None, content=body.encode(), headers=json_type, locale=locale)
+
+
 @pytest.mark.parametrize(
     ("written", "cents"), [("5.0", 5), ("5e0", 5), ("500e-2", 5), ("1.0E3", 1000)]
 )
@@ -538,38 +546,28 @@ def test_an_amount_without_a_fraction_is_that_integer_however_written(
     api: Api, written: str, cents: int
 ) -> None:
     before = api.fresh_stats("vf")
-    body = json.dumps(pledge_body()).replace(
-        '"amount_in_cents": 1000', f'"amount_in_cents": {written}'
-    )
-    response = api.pledge(
-        "vf", None, content=body.encode(), headers={"content-type": "application/json"}
-    )
-    assert (
-        api.settled("vf", "donation_pledges", accepted_id(response, api, "vf", "donation_pledges"))[
-            "state"
-        ]
-        == "confirmed"
-    )
+    response = pledge_amount_written(api, written)
+    request_id = accepted_id(response, api, "vf", "donation_pledges")
+    assert api.settled("vf", "donation_pledges", request_id)["state"] == "confirmed"
     expected = with_delta(before, **donated(cents))
     assert api.stats_become("vf", expected) == expected
 
 
-@pytest.mark.parametrize("written", ["5.000000000000000001", "999999.99999999999999"])
-def test_an_amount_with_a_fraction_too_small_for_a_float_is_still_not_an_integer(
-    api: Api, written: str
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("5.000000000000000001", _INTEGER),  # a binary float would read 5.0
+        ("999999.99999999999999", _INTEGER),
+        ("1e400", _RANGE),  # beyond a double
+        ("-1e999999999", _RANGE),
+    ],
+)
+def test_amounts_a_float_cannot_hold_are_judged_as_written(
+    api: Api, written: str, words: tuple[str, str]
 ) -> None:
-    body = json.dumps(pledge_body()).replace(
-        '"amount_in_cents": 1000', f'"amount_in_cents": {written}'
-    )
-    for locale, words in (("en", _INTEGER[0]), ("de", _INTEGER[1])):
-        response = api.pledge(
-            "vf",
-            None,
-            content=body.encode(),
-            headers={"content-type": "application/json"},
-            locale=locale,
-        )
-        assert assert_error(response, 422)["errors"] == {"amount_in_cents": [words]}
+    for locale, worded in zip(("en", "de"), words, strict=True):
+        response = pledge_amount_written(api, written, locale)
+        assert assert_error(response, 422)["errors"] == {"amount_in_cents": [worded]}
 
 
 @pytest.mark.parametrize("locale", ["en", "de"])
