@@ -71,8 +71,8 @@ def body_schema(rules: tuple[Field, ...], predicate: Callable[[str], bool]) -> d
     address = [rule.name for rule in rules if rule.need is Need.ADDRESS]
     if address:
         schema["description"] = (
-            f"The address fields ({', '.join(address)}) are required unless "
-            f"{VALIDATE_ADDRESS} is false. {schema['description']}"
+            f"The address fields ({', '.join(address)}) are required unless {VALIDATE_ADDRESS} "
+            "is false. A field that is null counts as left out, and is no address."
         )
         # Anything but false (left out, null, true) asks for the address.
         schema["if"] = {"properties": {VALIDATE_ADDRESS: {"not": {"const": False}}}}
