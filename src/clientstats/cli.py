@@ -75,35 +75,14 @@ def main() -> None:
 @one_line_errors
 def serve(host: str, port: int, no_worker: bool, workers: int) -> None:
     """Run the HTTP API."""
-    import uvicorn
-
-    from clientstats.api.app import create_app
+    from clientstats import serving
 
     config = settings()
     if no_worker:
         config = config.model_copy(update={"worker_in_process": False})
+    sock = serving.listen(host, port)  # first: a busy port needs no database to be told
     _engine(config).dispose()
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_level": "info",
-        "access_log": False,
-        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
-        "http": "httptools",
-    }
-    if workers == 1:
-        uvicorn.run(create_app(config), **options)
-        return
-    # Each process builds its app from the environment, so pass the flag on through it.
-    if no_worker:
-        os.environ["CLIENTSTATS_WORKER_IN_PROCESS"] = "false"
-    uvicorn.run(
-        "clientstats.api.asgi:app_from_environment",
-        factory=True,
-        workers=workers,
-        timeout_worker_healthcheck=30,  # a loaded 2-core machine can start a process slowly
-        **options,
-    )
+    serving.run(config, sock, workers=workers)
 
 
 @main.command(name="migrate")
@@ -178,19 +157,52 @@ def stats(client: str) -> None:
 
 
 @main.command(name="verify")
+@click.option(
+    "--url",
+    "base_url",
+    metavar="BASE",
+    help="Also compare the answers of the server at BASE (e.g. http://127.0.0.1:8000).",
+)
 @one_line_errors
-def verify_command() -> None:
-    """Recompute every figure from the ledger; exit non-zero on any difference."""
-    report = verify(_engine(settings()))
+def verify_command(base_url: str | None) -> None:
+    """Recompute every figure from the ledger; compare it with what is served; exit 1 on any
+    difference."""
+    from clientstats.services.served_check import (
+        check_server,
+        check_shared_cache,
+        http_fetcher,
+    )
+
+    config = settings()
+    engine = _engine(config)
+    report = verify(engine)
     for d in report.differences:
         click.echo(f"{d.client_id} {d.key}: served {d.served}, ledger says {d.recomputed}")
+    served = []
+    if config.redis_url:
+        from clientstats.cache.redis_cache import RedisCache
+
+        shared = RedisCache(config.redis_url, timeout=config.redis_timeout)
+        if not shared.ping():
+            raise ClientstatsError(f"the shared cache at {config.redis_url} does not answer")
+        served += check_shared_cache(shared, report.verified)
+    skipped = 0
+    if base_url:
+        found, skipped = check_server(
+            engine, http_fetcher(base_url), report.verified, where=base_url
+        )
+        served += found
+    for s in served:
+        click.echo(f"{s.client_id} ({s.where}): {s.detail}")
     for client_id, balance in sorted(report.negative_pools.items()):
         click.echo(f"warning: pool of {client_id} is negative ({balance} cents)")
+    if skipped:
+        click.echo(f"note: {skipped} private client(s) not asked at {base_url} (credentials)")
     click.echo(
         f"verified {report.clients} clients over {report.entries} ledger entries: "
-        f"{len(report.differences)} difference(s)"
+        f"{len(report.differences) + len(served)} difference(s)"
     )
-    if report.differences:
+    if report.differences or served:
         sys.exit(1)
 
 
@@ -238,10 +250,11 @@ def reconcile(client_id: str, file: str) -> None:
     from clientstats.services.reconciliation import reconcile as run_reconcile
 
     engine = _engine(settings())
+    # Bytes, not text: the file must be UTF-8 whatever the locale says about stdin.
     if file == "-":
-        findings = run_reconcile(engine, client_id, sys.stdin)
+        findings = run_reconcile(engine, client_id, sys.stdin.buffer)
     else:
-        with open(file, encoding="utf-8-sig", newline="") as stream:
+        with open(file, "rb") as stream:
             findings = run_reconcile(engine, client_id, stream)
     for finding in findings:
         click.echo(f"{finding.kind}\t{finding.client_reference}\t{finding.detail}")

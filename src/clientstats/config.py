@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(default=0.25, gt=0, le=10)
     redis_url: str | None = None
     cache_ttl: int = Field(default=1200, ge=1, le=86_400)
+    http_max_age: int | None = Field(default=None, ge=0, le=86_400)
     freshness_poll_interval: float = Field(default=0.25, gt=0, le=10)
     admin_token: str = ""
     debug: bool = False
@@ -34,8 +35,12 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment != "production":
             return self
-        if len(self.admin_token) < 32 or self.admin_token == "change-me":
-            raise ValueError("production needs CLIENTSTATS_ADMIN_TOKEN of at least 32 characters")
+        # Empty disables the admin API, which is safe; a set token must be hard to guess.
+        if self.admin_token and len(self.admin_token) < 32:
+            raise ValueError(
+                "CLIENTSTATS_ADMIN_TOKEN must be at least 32 characters in production "
+                "(or empty, which disables the admin API)"
+            )
         if self.debug:
             raise ValueError("CLIENTSTATS_DEBUG must be off in production")
         return self
@@ -46,11 +51,19 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"CLIENTSTATS_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigurationError(f"invalid settings: {reasons}") from exc
+        raise ConfigurationError(f"invalid settings: {_reasons(exc)}") from exc
+
+
+def _reasons(exc: ValidationError) -> str:
+    """One line naming each offending variable; checks across settings name theirs."""
+    reasons = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            message = f"CLIENTSTATS_{name}: {message}"
+        reasons.append(message)
+    return "; ".join(reasons)
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ class ClientstatsError(Exception):
 
     status_code = 500
     reason = "Internal Server Error"
+    retry_after: int | None = None  # seconds after which a retry may succeed (Retry-After)
 
     def __init__(
         self,
@@ -76,6 +77,12 @@ class ServiceUnavailable(ClientstatsError):
 
     status_code = 503
     reason = "Service Unavailable"
+
+
+class Overloaded(ServiceUnavailable):
+    """More work of one kind at once than the service takes on (password checks); retry soon."""
+
+    retry_after = 1
 
 
 class SchemaOutdated(ClientstatsError):

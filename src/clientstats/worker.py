@@ -6,9 +6,10 @@ import logging
 import threading
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from clientstats.services.processing import DEFAULT_BATCH, process_batch
+from clientstats.storage.database import is_retryable
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,18 @@ class Worker:
                 if failing:
                     log.warning("worker recovered")
                 failing = False
-            except DBAPIError:
-                if not failing:
+            except DBAPIError as exc:
+                if is_retryable(exc):
+                    # Another transaction won a row lock race and the whole batch rolled back:
+                    # routine under concurrent workers and imports, so no traceback and no wait.
+                    log.info(
+                        "worker lost a deadlock or serialization race to another transaction;"
+                        " retrying"
+                    )
+                    continue
+                if not isinstance(exc, OperationalError | InterfaceError):
+                    log.exception("worker failed on a batch; retrying")  # a refused statement
+                elif not failing:
                     log.exception("worker cannot reach the database; retrying")
                 failing = True
                 processed = 0

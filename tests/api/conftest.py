@@ -38,6 +38,7 @@ STATUS_NAMES = {
     401: ("unauthorized", "Unauthorized"),
     404: ("not_found", "Record Not Found"),
     405: ("method_not_allowed", "Method Not Allowed"),
+    409: ("conflict", "Conflict"),
     415: ("unsupported_media_type", "Unsupported Media Type"),
     422: ("unprocessable_entity", "Cannot Process Submitted Data"),
 }
@@ -153,11 +154,16 @@ def ordered_pairs(raw: bytes) -> list[tuple[str, Any]]:
 
 
 def assert_error(
-    response: httpx.Response, status_code: int, *, debug: bool = False
+    response: httpx.Response,
+    status_code: int,
+    *,
+    debug: bool = False,
+    links: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Assert the response is a §2.3 error of this status; return its body.
 
     `debug`: the server runs in debug mode, so a `backtrace` may be there too.
+    `links`: the links the error must carry (a 409 points at what it conflicts with).
     """
     assert response.status_code == status_code, response.text
     assert response.headers["content-type"] == JSON_UTF8
@@ -172,7 +178,7 @@ def assert_error(
     if status_code in STATUS_NAMES:
         assert (body["status"], body["reason"]) == STATUS_NAMES[status_code]
     assert isinstance(body["message"], str) and body["message"]
-    assert body["links"] == []
+    assert body["links"] == (links or [])
     return body
 
 

@@ -58,7 +58,8 @@ ADDRESS: dict[str, Any] = {
 WAIT_SECONDS = 20  # only a guard against hanging; a healthy run settles in milliseconds
 
 # Module reference data: vf has a pool and a matching fund on project 2; acme has no pool.
-OPEN, MATCHED, CLOSED, PROHIBITED, FORWARD_TARGET = 1, 2, 3, 4, 5
+# Project 6 is tb's only: it exists, and accepts donations, but vf and acme may not use it.
+OPEN, MATCHED, CLOSED, PROHIBITED, FORWARD_TARGET, TB_ONLY = 1, 2, 3, 4, 5, 6
 SEED: list[dict[str, Any]] = [
     {"event": "client", "id": "vf", "name": "Volksfreund", "pool": True},
     {"event": "client", "id": "acme", "name": "ACME", "pool": False},
@@ -92,6 +93,8 @@ SEED: list[dict[str, Any]] = [
         "project_ids": [MATCHED],
     },
     {"event": "project", "id": CLOSED, "closed": True},
+    {"event": "project", "id": TB_ONLY, "title": "Project 6"},
+    {"event": "client_project", "client_id": "tb", "project_id": TB_ONLY, "member": True},
 ]
 
 
@@ -648,6 +651,8 @@ def bad_requests(api: Api) -> list[tuple[int, Callable[[], httpx.Response]]]:
         (404, lambda: api.pledge("vf", pledge_body(), project=2**64)),
         (404, lambda: api.pledge("vf", pledge_body(), locale="fr")),
         (404, lambda: api.forwarding("vf", 987_654, forwarding)),
+        (404, lambda: api.pledge("vf", pledge_body(), project=TB_ONLY)),
+        (404, lambda: api.forwarding("vf", TB_ONLY, forwarding)),
         (415, lambda: api.forwarding("vf", OPEN, None, content=b"{}", headers={})),
         (400, lambda: api.forwarding("vf", OPEN, None, content=b"{", headers=as_json)),
     ]
@@ -674,6 +679,21 @@ def test_unreadable_bodies_and_unknown_targets_answer_their_error_and_store_noth
         client_donations_count=1,
     )
     assert api.stats_become("vf", expected) == expected
+
+
+def test_a_project_outside_the_clients_projects_is_404_like_an_unknown_one(api: Api) -> None:
+    reference = unique()
+    forwarding = {"amount_in_cents": 1, "client_reference": reference}
+    for project in (TB_ONLY, 987_654):
+        for response in (
+            api.pledge("vf", pledge_body(reference=reference), project=project),
+            api.forwarding("vf", project, forwarding),
+        ):
+            body = assert_error(response, 404)
+            assert body["message"] == f"Couldn't find Project with id={project}"
+    # The refused requests left the reference free; tb may pledge to its own project 6.
+    assert api.book("vf", pledge_body(reference=reference))["state"] == "confirmed"
+    assert api.book("tb", pledge_body(reference=reference), TB_ONLY)["state"] == "confirmed"
 
 
 def test_a_body_that_is_not_an_object_names_the_body(api: Api) -> None:

@@ -23,6 +23,11 @@ SEED: list[dict[str, Any]] = [
     {"event": "client", "id": "tb", "name": "Tageblatt", "pool": True},
     {"event": "project", "id": 1, "title": "Open"},
     {"event": "project", "id": 3, "title": "Closed", "closed": True},
+    *(
+        {"event": "client_project", "client_id": c, "project_id": p, "member": True}
+        for c in ("vf", "tb")
+        for p in (1, 3)
+    ),
 ]
 HEADER = ("receiver_type", "receiver_id", "amount_in_cents", "client_reference", "datetime")
 

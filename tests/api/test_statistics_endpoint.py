@@ -129,6 +129,9 @@ def test_private_client_statistics_are_refused_in_the_error_format(
     response = get_stats(seeded_server.base_url, permalink)
     assert_error(response, 401)
     assert response.headers["www-authenticate"].lower().startswith("basic")
+    # Not for scripts on other origins: a private answer, even a refusal, has no CORS header.
+    assert "access-control-allow-origin" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
 
 
 # --- headers, conditional requests, methods ------------------------------------------------
@@ -202,7 +205,7 @@ def test_head_of_an_unknown_client_is_404_without_a_body(seeded_server: RunningS
     assert head.headers["content-type"] == JSON_UTF8
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 @pytest.mark.parametrize("suffix", [".json", ""])
 def test_other_methods_are_405_in_the_error_format(
     seeded_server: RunningServer, method: str, suffix: str
@@ -213,6 +216,50 @@ def test_other_methods_are_405_in_the_error_format(
     allowed = {m.strip() for m in response.headers["allow"].split(",")}
     assert {"GET", "HEAD"} <= allowed
     assert not allowed & {"POST", "PUT", "DELETE", "PATCH"}
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("suffix", [".json", ""])
+def test_a_cors_preflight_is_answered_so_a_script_may_send_if_none_match(
+    seeded_server: RunningServer, suffix: str
+) -> None:
+    url = stats_url(seeded_server.base_url, "volksfreund", suffix=suffix)
+    response = http().options(
+        url,
+        headers={
+            "origin": "https://news.example",
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "if-none-match",
+        },
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "GET" in response.headers["access-control-allow-methods"]
+    assert "if-none-match" in response.headers["access-control-allow-headers"].lower()
+    assert int(response.headers["access-control-max-age"]) > 0
+
+
+def test_a_script_can_read_the_etag(seeded_server: RunningServer) -> None:
+    url = stats_url(seeded_server.base_url, "acme")
+    got = http().get(url, headers={"origin": "https://news.example"})
+    exposed = {h.strip().lower() for h in got.headers["access-control-expose-headers"].split(",")}
+    assert "etag" in exposed
+    again = http().get(url, headers={"if-none-match": got.headers["etag"]})
+    assert again.status_code == 304
+    assert again.headers["access-control-allow-origin"] == "*"
+    assert "etag" in again.headers["access-control-expose-headers"].lower()
+
+
+def test_errors_are_never_stored_by_a_cache(seeded_server: RunningServer) -> None:
+    for response in (
+        get_stats(seeded_server.base_url, "nobody"),
+        http().get(f"{seeded_server.base_url}/fr/api_v4/clients/acme/project_statistics"),
+        http().get(f"{seeded_server.base_url}/no/such/path"),
+        http().post(f"{seeded_server.base_url}/admin/events", content=b""),
+    ):
+        assert response.status_code >= 400
+        assert response.headers["cache-control"] == "no-store"
 
 
 # --- freshness -----------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def endpoint(entry: CachedResponse) -> StatisticsEndpoint:
         ),
         (
             "/de/api_v4/clients/\u212aey/project_statistics",  # Kelvin sign: no ASCII "k"
-            Route(None, None, "Couldn't find Client with permalink=key"),
+            Route(None, None, "Couldn't find Client with permalink=\u212aey"),
         ),
     ],
 )
@@ -141,6 +141,36 @@ def test_a_200_start_carries_every_header(
         b"etag": b'"etag"',
         b"cache-control": b"public, max-age=1200",
         b"access-control-allow-origin": b"*",
+        b"access-control-expose-headers": b"ETag",
         b"content-type": b"application/json; charset=utf-8",
         b"content-length": str(len(BODY)).encode(),
     }
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected"),
+    [(None, b"public, max-age=1000"), (60, b"public, max-age=60"), (0, b"public, no-cache")],
+)
+def test_the_configured_http_max_age_caps_what_downstream_caches_get(
+    entry: CachedResponse,
+    monkeypatch: pytest.MonkeyPatch,
+    cap: int | None,
+    expected: bytes,
+) -> None:
+    live = FixedLive(entry)
+    endpoint = StatisticsEndpoint(passed_on, lambda: live, lambda: None, http_max_age=cap)  # type: ignore[arg-type,return-value]
+    monkeypatch.setattr(statistics_endpoint.time, "time", lambda: entry.expires_at - 1000.0)
+    assert headers(call(endpoint, PATH)[0])[b"cache-control"] == expected
+
+
+def test_a_preflight_is_204_allowing_the_headers_a_script_sends(
+    endpoint: StatisticsEndpoint,
+) -> None:
+    start, body = call(endpoint, PATH, "OPTIONS")
+    assert start["status"] == 204 and body["body"] == b""
+    sent = headers(start)
+    assert sent[b"access-control-allow-origin"] == b"*"
+    assert sent[b"access-control-allow-methods"] == b"GET, HEAD"
+    allowed = {h.strip().lower() for h in sent[b"access-control-allow-headers"].split(b",")}
+    assert {b"if-none-match", b"authorization", b"last-event-id"} <= allowed
+    assert int(sent[b"access-control-max-age"]) > 0

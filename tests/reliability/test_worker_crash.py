@@ -27,9 +27,17 @@ from clientstats.domain.booking import Outcome
 from clientstats.domain.events import DonationEvent, parse_line
 from clientstats.domain.ledger import Channel, Donation
 from clientstats.domain.memory_book import MemoryBook
+from clientstats.services.processing import process_batch
 from clientstats.services.verification import verify
 from clientstats.storage.tables import client_requests, donations
-from tests.api.test_client_api import Api, accepted_id, new_database, pledge_body, post_events
+from tests.api.test_client_api import (
+    Api,
+    accepted_id,
+    new_database,
+    pledge_body,
+    post_events,
+    with_delta,
+)
 from tests.conftest import RunningServer, server_env
 
 PLEDGES = 300  # three batches of the worker's 100
@@ -353,3 +361,55 @@ def test_two_workers_at_once_book_nothing_twice_on_postgresql(
         api.close()
     finally:
         drop()
+
+
+def test_a_request_accepted_before_its_project_left_the_clients_set_is_booked(
+    database_url: str, start_server: Callable[..., RunningServer]
+) -> None:
+    """Membership is checked when a request is accepted; the worker books what was accepted."""
+    api = start_without_worker(database_url, start_server)
+    pool = accepted_id(api.pledge("vf", pledge_body(5_000), None), api, "vf", "donation_pledges")
+    pledge_sent = pledge_body(1_500)
+    pledge = accepted_id(api.pledge("vf", pledge_sent, OPEN), api, "vf", "donation_pledges")
+    forwarding_body = {"amount_in_cents": 2_000, "client_reference": "leaving-forwarding"}
+    forwarding = accepted_id(
+        api.forwarding("vf", OPEN, forwarding_body), api, "vf", "forwarding_requests"
+    )
+    leave = {"event": "client_project", "client_id": "vf", "project_id": OPEN, "member": False}
+    post_events(api.base_url, [leave])
+    # From now on the project is unknown to vf...
+    assert api.pledge("vf", pledge_body(1_500), OPEN).status_code == 404
+    # ...except to a retry of what was accepted: that is answered as before, not as unknown.
+    retry = api.pledge("vf", pledge_sent, OPEN)
+    assert accepted_id(retry, api, "vf", "donation_pledges") == pledge
+    assert api.pledge("vf", {**pledge_sent, "amount_in_cents": 1}, OPEN).status_code == 404
+    before = api.ledger_stats("vf")
+    while process_batch(api.engine):
+        pass
+    # ...but what vf sent before it left is booked to it, as accepted.
+    for kind, request_id in (
+        ("donation_pledges", pool),
+        ("donation_pledges", pledge),
+        ("forwarding_requests", forwarding),
+    ):
+        status = api.status("vf", kind, request_id).json()
+        assert (status["state"], status["failure_code"]) == ("confirmed", None)
+    with api.engine.connect() as conn:
+        booked = conn.execute(
+            select(donations.c.token, donations.c.project_id).where(
+                donations.c.token.in_([f"pledge:{pledge}", f"forwarding:{forwarding}"])
+            )
+        )
+        assert sorted(booked) == sorted(
+            [(f"pledge:{pledge}", OPEN), (f"forwarding:{forwarding}", OPEN)]
+        )
+    # Project 1 is no longer vf's: its money leaves vf's project figures alone.
+    expected = with_delta(
+        before,
+        pool_balance_in_cents=5_000 - 2_000,
+        client_donated_amount_in_cents=5_000 + 1_500,
+        client_donations_count=2,
+    )
+    assert api.ledger_stats("vf") == expected
+    assert verify(api.engine).differences == []
+    api.close()

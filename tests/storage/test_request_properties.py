@@ -31,6 +31,7 @@ from clientstats.domain.events import DonationEvent, ForwardingEvent, parse_line
 from clientstats.domain.ledger import BookingRejected, Channel, Donation
 from clientstats.domain.memory_book import MemoryBook
 from clientstats.domain.requests import REFERENCE_TAKEN, ClientRequest, RequestKind
+from clientstats.errors import NotFound
 from clientstats.services import client_requests
 from clientstats.services.importing import import_lines
 from clientstats.services.processing import process_batch
@@ -45,6 +46,7 @@ CLIENTS = {"alpha": True, "beta": False}  # permalink -> has a pool
 PROJECTS = (1, 2, 3)
 REFERENCES = tuple(f"r{i}" for i in range(6))  # few, so that they repeat
 TOKENS = tuple(f"d{i}" for i in range(5))
+MEMBERS = (("alpha", 1), ("alpha", 2), ("alpha", 3), ("beta", 2), ("beta", 3))
 SEED: list[dict[str, Any]] = [
     *({"event": "client", "id": c, "name": c, "pool": pool} for c, pool in CLIENTS.items()),
     *({"event": "project", "id": p, "title": f"P{p}"} for p in PROJECTS),
@@ -60,7 +62,7 @@ SEED: list[dict[str, Any]] = [
     ),
     *(
         {"event": "client_project", "client_id": c, "project_id": p, "member": True}
-        for c, p in (("alpha", 1), ("alpha", 2), ("beta", 2), ("beta", 3))
+        for c, p in MEMBERS
     ),
     {
         "event": "matching_fund",
@@ -105,9 +107,20 @@ donations = st.tuples(
     references,
 )
 revocations = st.tuples(st.just("revoke"), st.sampled_from(TOKENS))
+memberships = st.tuples(st.just("member"), clients, st.sampled_from(PROJECTS), st.booleans())
 batches = st.tuples(st.just("process"), st.integers(1, 4))
 operations = st.lists(
-    st.one_of(pledges, pledges, pledges, forwardings, closings, donations, revocations, batches),
+    st.one_of(
+        pledges,
+        pledges,
+        pledges,
+        forwardings,
+        closings,
+        donations,
+        revocations,
+        memberships,
+        batches,
+    ),
     min_size=5,
     max_size=40,
 )
@@ -119,6 +132,8 @@ def import_event(op: tuple[Any, ...]) -> dict[str, Any]:
         return {"event": "project", "id": op[1], "closed": op[2]}
     if op[0] == "revoke":
         return {"event": "revocation", "token": op[1]}
+    if op[0] == "member":
+        return {"event": "client_project", "client_id": op[1], "project_id": op[2], "member": op[3]}
     _, token, client, project, amount, reference = op
     event: dict[str, Any] = {
         "event": "donation",
@@ -154,6 +169,7 @@ class Model:
     book: MemoryBook = field(default_factory=MemoryBook)
     requests: dict[tuple[str, str], ModelRequest] = field(default_factory=dict)
     pending: list[ModelRequest] = field(default_factory=list)
+    members: set[tuple[str, int]] = field(default_factory=lambda: set(MEMBERS))
 
     def process(self, limit: int) -> None:
         batch, self.pending = self.pending[:limit], self.pending[limit:]
@@ -227,6 +243,8 @@ def run(engine: Engine, model: Model, ops: list[tuple[Any, ...]]) -> None:
             event = import_event(op)
             import_lines(engine, [json.dumps(event).encode()])
             model.book.apply(parse_line(json.dumps(event), now=now))
+            if op[0] == "member":
+                (model.members.add if op[3] else model.members.discard)((op[1], op[2]))
     while model.pending:
         assert process_batch(engine, limit=3) == min(3, len(model.pending))
         model.process(3)
@@ -244,18 +262,35 @@ def accept(engine: Engine, model: Model, op: tuple[Any, ...]) -> None:
         accepted = client_requests.accept(
             engine, client_id=client, kind=kind, project_id=project, body=body
         )
+    except NotFound:
+        # Only the client's own projects, as they are when the request arrives (a request
+        # accepted before its project left the client's set is still booked).
+        assert project is not None and (client, project) not in model.members
+        assert known is None or (known.kind, known.project, known.amount) != (
+            kind,
+            project,
+            amount,
+        )
+        return
     except client_requests.RequestInvalid as invalid:
-        # Only a reference already taken by the other kind of request is refused.
+        # A reference already taken by the other kind of request is refused as invalid...
         assert known is not None and known.kind is not kind
         assert [p.code for p in invalid.errors["client_reference"]] == [
             "reference_used_by_other_kind"
         ]
         return
+    except client_requests.RequestConflict as conflict:
+        # ...and by a different request of the same kind as a conflict, naming the stored one.
+        assert known is not None and known.kind is kind
+        assert (known.project, known.amount) != (project, amount)
+        assert conflict.stored.id == known.id
+        return
     if known is not None:
-        assert known.kind is kind
+        assert (known.kind, known.project, known.amount) == (kind, project, amount)
         assert (accepted.created, accepted.request.id) == (False, known.id)
         return
     assert accepted.created
+    assert project is None or (client, project) in model.members
     request = ModelRequest(accepted.request.id, kind, client, project, amount, reference)
     model.requests[(client, reference)] = request
     model.pending.append(request)
@@ -302,7 +337,9 @@ WORKED_EXAMPLE: list[tuple[Any, ...]] = [
     ("close", 3, True),
     ("pledge", "alpha", 3, 700, "p3"),  # redirected to alpha's pool
     ("pledge", "beta", 3, 250, "p4"),  # no pool to redirect to: pool_missing
-    ("pledge", "alpha", 1, 100, "p1"),  # a repeat: nothing new
+    ("pledge", "alpha", 1, 1_000, "p1"),  # a repeat: nothing new
+    ("pledge", "alpha", 1, 100, "p1"),  # another pledge under p1: refused, nothing new
+    ("pledge", "beta", 1, 100, "p7"),  # not one of beta's projects: refused
     ("forwarding", "alpha", 1, 100, "p2"),  # the reference of a pledge: refused
     ("process", 2),
     ("forwarding", "alpha", 2, 3_000, "f1"),  # booked: the pool holds 3200 by then
@@ -315,6 +352,9 @@ WORKED_EXAMPLE: list[tuple[Any, ...]] = [
     ("revoke", "d0"),  # its matching donation is revoked with it
     ("close", 3, False),
     ("pledge", "beta", 3, 1_000, "p6"),
+    ("member", "alpha", 1, False),
+    ("pledge", "alpha", 1, 1_000, "p1"),  # a retry of what was accepted: still that pledge
+    ("pledge", "alpha", 1, 1_000, "p8"),  # a new pledge: project 1 is no longer alpha's
 ]
 
 

@@ -18,11 +18,13 @@ from clientstats.domain.request_fields import (
     MAX_PLEDGE_CENTS,
 )
 from clientstats.domain.requests import (
+    ClientRequest,
     Problem,
     RequestKind,
     RequestState,
     StoredRequest,
     booking_event,
+    is_same_request,
     pledge_failure,
     request_token,
     validate_forwarding,
@@ -367,3 +369,56 @@ def test_a_forwarding_request_books_a_forwarding_from_the_own_pool() -> None:
         "vf",
     )
     assert f.pool_client_id is None
+
+
+# --- a repeated client reference: the same request, or another one -------------------------
+
+SENT: dict[str, Any] = {"first_name": "Erika", "tracking_via": "web", "earmark": 10}
+
+
+def incoming(
+    details: dict[str, Any], *, project_id: int | None = 5, amount: int = 1234
+) -> ClientRequest:
+    return ClientRequest(RequestKind.PLEDGE, "vf", "ref-42", amount, project_id, details)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        pytest.param(SENT, id="as sent"),
+        pytest.param(dict(reversed(SENT.items())), id="other key order"),
+        pytest.param({**SENT, "validate_address": True}, id="default spelled out"),
+        pytest.param({**SENT, "message": None, "city": None}, id="null for absent"),
+    ],
+)
+def test_a_repeat_written_differently_is_the_same_request(details: dict[str, Any]) -> None:
+    stored_request = stored(RequestKind.PLEDGE, 5, details=SENT)
+    assert is_same_request(stored_request, incoming(details))
+
+
+@pytest.mark.parametrize(
+    ("details", "project_id", "amount"),
+    [
+        pytest.param(SENT, 5, 1235, id="amount"),
+        pytest.param(SENT, None, 1234, id="pool instead of project"),
+        pytest.param(SENT, 6, 1234, id="other project"),
+        pytest.param({**SENT, "first_name": "erika"}, 5, 1234, id="address"),
+        pytest.param({**SENT, "tracking_via": None}, 5, 1234, id="tracking left out"),
+        pytest.param({**SENT, "message": "Hallo"}, 5, 1234, id="message added"),
+        pytest.param({**SENT, "earmark": 11}, 5, 1234, id="earmark"),
+        pytest.param({**SENT, "validate_address": False}, 5, 1234, id="validate_address"),
+    ],
+)
+def test_any_other_field_makes_another_request(
+    details: dict[str, Any], project_id: int | None, amount: int
+) -> None:
+    stored_request = stored(RequestKind.PLEDGE, 5, details=SENT)
+    assert not is_same_request(
+        stored_request, incoming(details, project_id=project_id, amount=amount)
+    )
+
+
+def test_true_and_one_are_not_the_same_value() -> None:
+    stored_request = stored(RequestKind.PLEDGE, 5, details={"earmark": 1})
+    assert not is_same_request(stored_request, incoming({"earmark": True}))
+    assert is_same_request(stored_request, incoming({"earmark": 1}))

@@ -96,4 +96,9 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state.settings = settings
     app.state.debug = settings.debug
-    return StatisticsEndpoint(app, lambda: app.state.live, lambda: app.state.authenticator)
+    return StatisticsEndpoint(
+        app,
+        lambda: app.state.live,
+        lambda: app.state.authenticator,
+        http_max_age=settings.http_max_age,
+    )

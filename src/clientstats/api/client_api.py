@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -13,10 +12,11 @@ from starlette.routing import Route
 
 from clientstats.api.errors import JSON
 from clientstats.api.json_body import read_json
-from clientstats.api.messages import SUMMARY, failure_reason, word_errors
+from clientstats.api.messages import SUMMARY, conflict_message, failure_reason, word_errors
 from clientstats.api.statistics_endpoint import LOCALES
 from clientstats.domain.requests import Problem, RequestKind, StoredRequest
 from clientstats.errors import (
+    Conflict,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -46,7 +46,7 @@ async def _authorized_client(request: Request) -> str:
     authenticator: Authenticator = request.app.state.authenticator
     header = request.headers.get("authorization")
     timeout = request.app.state.settings.database_timeout
-    client_id = await run_blocking(timeout, partial(authenticator.authenticate, header))
+    client_id = await authenticator.authenticate(header, database_timeout=timeout)
     named = normalize_permalink(str(request.path_params["client_id"]))
     if named != client_id:
         raise NotFound(f"Couldn't find Client with permalink={named}")
@@ -103,18 +103,28 @@ async def _create(request: Request, kind: RequestKind) -> Response:
         raise ValidationFailed(
             SUMMARY[locale], errors=word_errors(invalid.errors, locale)
         ) from None
+    except client_requests.RequestConflict as conflict:
+        raise Conflict(
+            conflict_message(conflict.stored.client_reference, locale),
+            links=[_location(request, locale, conflict.stored)],
+        ) from None
     if accepted.created:
         request.app.state.wake_worker()
-    href = (
-        f"{str(request.base_url).rstrip('/')}/{locale}/api_v4/clients/{client_id}/"
-        f"{_STATUS_PATHS[accepted.request.kind]}/{accepted.request.id}.json"
-    )
     body_out = {
         "status": "accepted",
         "status_code": 202,
-        "links": [{"rel": "location", "href": href}],
+        "links": [_location(request, locale, accepted.request)],
     }
     return Response(orjson.dumps(body_out), status_code=202, media_type=JSON)
+
+
+def _location(request: Request, locale: str, stored: StoredRequest) -> dict[str, str]:
+    """The link to a stored request's status endpoint."""
+    href = (
+        f"{str(request.base_url).rstrip('/')}/{locale}/api_v4/clients/{stored.client_id}/"
+        f"{_STATUS_PATHS[stored.kind]}/{stored.id}.json"
+    )
+    return {"rel": "location", "href": href}
 
 
 async def create_pledge(request: Request) -> Response:

@@ -94,7 +94,9 @@ async def handle_clientstats_error(request: Request, exc: Exception) -> Response
     """Our own errors: their status and message as they are."""
     assert isinstance(exc, ClientstatsError)
     challenge = getattr(exc, "challenge", 'Basic realm="clientstats"')
-    headers = {"WWW-Authenticate": challenge} if exc.status_code == 401 else None
+    headers = {"WWW-Authenticate": challenge} if exc.status_code == 401 else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return error_response(
         exc.status_code,
         exc.message,

@@ -51,6 +51,17 @@ _FAILURES_EN: dict[str, str] = {
     REFERENCE_TAKEN: "The client_reference is already used by another booking.",
 }
 
+_CONFLICTS = {
+    "en": "The client_reference {reference} is already used by a different request",
+    "de": "Die client_reference {reference} wird schon von einem anderen Auftrag verwendet",
+}
+
+
+def conflict_message(reference: str, locale: str) -> str:
+    """Why a request under a reference already taken by another one is refused."""
+    return _CONFLICTS.get(locale, _CONFLICTS["en"]).format(reference=reference)
+
+
 SUMMARY = {
     "en": "The submitted data cannot be processed",
     "de": "Die übermittelten Daten können nicht verarbeitet werden",

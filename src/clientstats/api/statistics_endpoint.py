@@ -12,13 +12,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from clientstats.api.errors import DATABASE_UNAVAILABLE, JSON, error_body
 from clientstats.cache.base import CachedResponse
 from clientstats.errors import ClientstatsError
-from clientstats.services.blocking import run_blocking
 from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
 from clientstats.services.statistics import normalize_permalink
@@ -35,10 +33,19 @@ LOCALES = frozenset({"de", "en"})
 _SUFFIXES = ("/project_statistics.json", "/project_statistics")
 _CONTENT_TYPE = (b"content-type", JSON.encode())
 _CORS = (b"access-control-allow-origin", b"*")
-_ALLOW = (b"allow", b"GET, HEAD")
+_EXPOSE = (b"access-control-expose-headers", b"ETag")
+_ALLOW = (b"allow", b"GET, HEAD, OPTIONS")
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _CHALLENGE = (b"www-authenticate", b'Basic realm="clientstats"')
 _NO_STORE = (b"cache-control", b"no-store")
+# A browser script may send If-None-Match (and, for a private client, Authorization) itself.
+PREFLIGHT_HEADERS = [
+    _CORS,
+    (b"access-control-allow-methods", b"GET, HEAD"),
+    (b"access-control-allow-headers", b"If-None-Match, Authorization, Last-Event-ID"),
+    (b"access-control-max-age", b"86400"),
+    _ALLOW,
+]
 # Permalinks are [a-z0-9_-]{1,64} (SPEC §3); ASCII only, so e.g. the Kelvin sign is no "k".
 _PERMALINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_REMEMBERED_PATHS = 10_000
@@ -61,7 +68,7 @@ class Route:
 
     unknown_locale: str | None  # the 404 message if the locale is not served
     permalink: str | None  # the client's permalink, lower-cased; None if it cannot be one
-    not_found: str  # the 404 message for this client
+    not_found: str  # the 404 message for this client, naming it as the path does
 
 
 def route_for(path: str) -> Route | None:
@@ -70,12 +77,15 @@ def route_for(path: str) -> Route | None:
     if matched is None:
         return None
     locale, client_id = matched
+    valid = _PERMALINK.fullmatch(client_id) is not None
     normalized = normalize_permalink(client_id)
     return Route(
         unknown_locale=None if locale in LOCALES else f"Unknown locale {locale}",
         # No client has such a permalink; the database never sees it (PostgreSQL refuses NUL).
-        permalink=normalized if _PERMALINK.fullmatch(client_id) else None,
-        not_found=f"Couldn't find Client with permalink={normalized}",
+        permalink=normalized if valid else None,
+        # Lower-casing maps e.g. the Kelvin sign to "k": name what was asked for, not an
+        # existing client it resembles.
+        not_found=f"Couldn't find Client with permalink={normalized if valid else client_id}",
     )
 
 
@@ -101,10 +111,13 @@ class StatisticsEndpoint:
         app: ASGIApp,
         live: Callable[[], LiveStatistics],
         authenticator: Callable[[], Authenticator],
+        *,
+        http_max_age: int | None = None,
     ) -> None:
         self.app = app
         self.live = live
         self.authenticator = authenticator
+        self.http_max_age = http_max_age
         self._live: LiveStatistics | None = None
         self._routes: dict[str, Route | None] = {}
 
@@ -122,6 +135,8 @@ class StatisticsEndpoint:
         method = scope["method"]
         if route.unknown_locale is not None:
             await _send_error(send, 404, route.unknown_locale, method)
+        elif method == "OPTIONS":
+            await send_preflight(send)
         elif method != "GET" and method != "HEAD":
             await _send_error(send, 405, f"Method {method} not allowed", method, (_ALLOW,))
         elif route.permalink is None:
@@ -158,40 +173,53 @@ class StatisticsEndpoint:
             now = time.time()
         if entry.private and not await self._authorized(scope, send, permalink, method):
             return
-        await _send_hit(scope, send, entry, now, method, live.ttl)
+        cap = live.ttl if self.http_max_age is None else min(live.ttl, self.http_max_age)
+        await _send_hit(scope, send, entry, now, method, cap)
 
     async def _authorized(self, scope: Scope, send: Send, permalink: str, method: str) -> bool:
         """Private statistics (SPEC §2, §5.1): only the client's own credentials open them."""
         header = _header(scope, b"authorization")
-        authenticate = self.authenticator().authenticate
-        live_timeout = self.live().timeout
         try:
-            client_id = await run_blocking(
-                live_timeout,
-                partial(authenticate, None if header is None else header.decode("latin-1")),
+            client_id = await self.authenticator().authenticate(
+                None if header is None else header.decode("latin-1"),
+                database_timeout=self.live().timeout,
             )
         except ClientstatsError as exc:
-            await _send_error(send, exc.status_code, exc.message, method, (_CHALLENGE,))
+            extra = [_CHALLENGE] if exc.status_code == 401 else []
+            if exc.retry_after is not None:
+                extra.append((b"retry-after", b"%d" % exc.retry_after))
+            await _send_error(send, exc.status_code, exc.message, method, tuple(extra), cors=False)
             return False
         except DATABASE_UNAVAILABLE:
-            await _send_error(send, 503, "The database is not available; retry", method)
+            message = "The database is not available; retry"
+            await _send_error(send, 503, message, method, cors=False)
             return False
         except Exception:
             await _send_unexpected(send, method)
             return False
         if client_id != permalink:
             message = f"Couldn't find Client with permalink={permalink}"
-            await _send_error(send, 404, message, method)
+            await _send_error(send, 404, message, method, cors=False)
             return False
         return True
 
 
+def cache_control(*, private: bool, max_age: int) -> bytes:
+    """`max-age` for downstream caches; 0 makes every one of them revalidate (`no-cache`)."""
+    scope = b"private" if private else b"public"
+    if max_age <= 0:
+        return scope + b", no-cache"
+    return b"%s, max-age=%d" % (scope, max_age)
+
+
 def _freshness_headers(entry: CachedResponse, max_age: int) -> list[tuple[bytes, bytes]]:
     """ETag, Cache-Control and (for public statistics) CORS: what a 200 and a 304 share."""
-    scope = b"private" if entry.private else b"public"
-    headers = [entry.etag_header, (b"cache-control", b"%s, max-age=%d" % (scope, max_age))]
+    headers = [
+        entry.etag_header,
+        (b"cache-control", cache_control(private=entry.private, max_age=max_age)),
+    ]
     if not entry.private:
-        headers.append(_CORS)
+        headers += (_CORS, _EXPOSE)
     return headers
 
 
@@ -207,10 +235,11 @@ def _start_message(entry: CachedResponse, max_age: int) -> dict[str, object]:
 
 
 async def _send_hit(
-    scope: Scope, send: Send, entry: CachedResponse, now: float, method: str, ttl: int
+    scope: Scope, send: Send, entry: CachedResponse, now: float, method: str, cap: int
 ) -> None:
-    # Rounded up so the last second is not max-age=0; never above the TTL (clocks differ).
-    max_age = min(ttl, max(0, math.ceil(entry.expires_at - now)))
+    # Rounded up so the last second is not max-age=0; never above the TTL (clocks differ)
+    # nor above the configured HTTP max-age.
+    max_age = min(cap, max(0, math.ceil(entry.expires_at - now)))
     header = _header(scope, b"if-none-match")
     if header is not None and _etag_matches(header, entry.etag):
         headers = _freshness_headers(entry, max_age)
@@ -227,14 +256,24 @@ async def _send_unexpected(send: Send, method: str) -> None:
     await _send_error(send, 500, "Something went wrong", method)
 
 
+async def send_preflight(send: Send) -> None:
+    """A CORS preflight (or plain OPTIONS) of a public read endpoint: 204, no body."""
+    await send({"type": "http.response.start", "status": 204, "headers": PREFLIGHT_HEADERS})
+    await send(_EMPTY_BODY)
+
+
 async def _send_error(
     send: Send,
     status: int,
     message: str,
     method: str,
     extra: tuple[tuple[bytes, bytes], ...] = (),
+    *,
+    cors: bool = True,
 ) -> None:
     body = error_body(status, message)
-    headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), _NO_STORE, _CORS, *extra]
+    headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), _NO_STORE, *extra]
+    if cors:
+        headers.append(_CORS)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

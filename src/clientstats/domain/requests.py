@@ -6,8 +6,9 @@ the API words them per locale.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -65,6 +66,7 @@ class StoredRequest:
     confirmed_at: datetime | None = None
     failed_at: datetime | None = None
     failure_code: str | None = None
+    details: Mapping[str, str | int | None] = field(default_factory=dict)
 
 
 def validate_pledge(body: Mapping[str, object], is_country: Callable[[str], bool]) -> Errors:
@@ -75,6 +77,33 @@ def validate_pledge(body: Mapping[str, object], is_country: Callable[[str], bool
 def validate_forwarding(body: Mapping[str, object]) -> Errors:
     """Every problem of a forwarding request body (SPEC §5.3); empty when it is valid."""
     return check_body(FORWARDING, body, lambda code: False)
+
+
+# A field left out means its default; a repeat that spells the default out is no other request.
+_DEFAULTS: Mapping[str, object] = {"validate_address": True}
+
+
+def _meaning(
+    kind: RequestKind, project_id: int | None, amount: int, details: Mapping[str, object]
+) -> str:
+    """What a request asks for, written one way: key order, nulls and defaults left out."""
+    fields = {
+        name: value
+        for name, value in details.items()
+        if value is not None and not (name in _DEFAULTS and _DEFAULTS[name] is value)
+    }
+    # JSON keeps true apart from 1, which Python's == would not.
+    return json.dumps([kind.value, project_id, amount, fields], sort_keys=True)
+
+
+def is_same_request(stored: StoredRequest, request: ClientRequest) -> bool:
+    """Whether a request repeats the stored one with its client reference (a retry, not a reuse).
+
+    Every field counts, the target (project or pool) too; values compare exactly as sent.
+    """
+    return _meaning(
+        stored.kind, stored.project_id, stored.amount_in_cents, stored.details
+    ) == _meaning(request.kind, request.project_id, request.amount_in_cents, request.details)
 
 
 def request_token(kind: RequestKind, request_id: int) -> str:

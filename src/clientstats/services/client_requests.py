@@ -15,6 +15,7 @@ from clientstats.domain.requests import (
     Problem,
     RequestKind,
     StoredRequest,
+    is_same_request,
     validate_forwarding,
     validate_pledge,
 )
@@ -30,6 +31,14 @@ class RequestInvalid(Exception):
     def __init__(self, errors: Errors) -> None:
         super().__init__(", ".join(errors))
         self.errors = errors
+
+
+class RequestConflict(Exception):
+    """The client reference is taken by a different request: `stored`, which stays as it was."""
+
+    def __init__(self, stored: StoredRequest) -> None:
+        super().__init__(f"client_reference {stored.client_reference} is taken")
+        self.stored = stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +62,12 @@ def accept(
     project_id: int | None,
     body: Mapping[str, object],
 ) -> Accepted:
-    """Validate and durably store a request; a repeated client reference stores nothing."""
+    """Validate and durably store a request; a repeated client reference stores nothing.
+
+    A repeat of the stored request is accepted again (a retry); a different request under
+    the same reference raises RequestConflict. The unique constraint decides which of
+    concurrent senders stored first; every other one is compared with what it stored.
+    """
     errors = (
         validate_pledge(body, is_country)
         if kind is RequestKind.PLEDGE
@@ -71,14 +85,21 @@ def accept(
         details=details,  # type: ignore[arg-type]
     )
     with write_transaction(engine) as conn:
-        if (
-            project_id is not None
-            and SqlBook(conn, now=datetime.now(UTC)).get_project(project_id) is None
-        ):
-            raise NotFound(f"Couldn't find Project with id={project_id}")
-        stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
+        book = SqlBook(conn, now=datetime.now(UTC))
+        # A project outside the client's set is as unknown to it as a missing one (and a
+        # member project exists: the association refers to it). Only a retry of a request
+        # accepted before its project left the set is answered as that request.
+        if project_id is not None and not book.is_member(client_id, project_id):
+            found = requests_store.by_reference(conn, client_id, request.client_reference)
+            if found is None or not is_same_request(found, request):
+                raise NotFound(f"Couldn't find Project with id={project_id}")
+            stored, created = found, False
+        else:
+            stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
     if stored.kind is not kind:
         raise RequestInvalid({"client_reference": [Problem("reference_used_by_other_kind")]})
+    if not created and not is_same_request(stored, request):
+        raise RequestConflict(stored)
     return Accepted(stored, created)
 
 

@@ -26,10 +26,15 @@ from clientstats.storage.statistics_queries import ClientSnapshot
 log = logging.getLogger(__name__)
 
 
+def etag_for(body: bytes) -> bytes:
+    """The strong ETag of a response body: the same body, the same tag, in every process."""
+    return b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+
+
 def render(snapshot: ClientSnapshot, *, ttl: int, now: float) -> CachedResponse:
     """Serialize a snapshot once; every cache hit sends these exact bytes."""
     body = orjson.dumps(snapshot.statistics.as_response())
-    etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+    etag = etag_for(body)
     return CachedResponse(
         permalink=snapshot.permalink,
         version=snapshot.version.version,

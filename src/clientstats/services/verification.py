@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from clientstats.domain.stats import RESPONSE_KEYS, LedgerTotals, client_statistics
+from clientstats.domain.stats import RESPONSE_KEYS, LedgerTotals, Statistics, client_statistics
+from clientstats.storage.change_feed import ClientVersion
 from clientstats.storage.database import read_transaction
 from clientstats.storage.ledger_queries import load_reference_data, stream_entries
 from clientstats.storage.statistics_queries import client_snapshot
@@ -22,6 +23,14 @@ class Difference:
     recomputed: int
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A client's figures recomputed from the ledger, and the version they belong to."""
+
+    version: ClientVersion
+    statistics: Statistics
+
+
 @dataclass(slots=True)
 class VerificationReport:
     """What `verify` found."""
@@ -30,6 +39,7 @@ class VerificationReport:
     entries: int = 0
     differences: list[Difference] = field(default_factory=list)
     negative_pools: dict[str, int] = field(default_factory=dict)
+    verified: dict[str, Verified] = field(default_factory=dict)
 
 
 def verify(engine: Engine) -> VerificationReport:
@@ -53,6 +63,7 @@ def verify(engine: Engine) -> VerificationReport:
             )
             snapshot = client_snapshot(conn, permalink)
             assert snapshot is not None
+            report.verified[permalink] = Verified(snapshot.version, expected)
             for key in RESPONSE_KEYS:
                 served, recomputed = getattr(snapshot.statistics, key), getattr(expected, key)
                 if served != recomputed:

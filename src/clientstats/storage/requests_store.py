@@ -42,6 +42,7 @@ def _stored(row: Row[Any]) -> StoredRequest:
         confirmed_at=row.confirmed_at,
         failed_at=row.failed_at,
         failure_code=row.failure_code,
+        details=json.loads(row.details),
     )
 
 
