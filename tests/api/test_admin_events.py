@@ -181,6 +181,25 @@ def test_bad_lines_are_422_by_line_number_and_every_good_line_is_applied(
     assert body["pool_balance_in_cents"] == 0
 
 
+def test_a_line_that_is_not_utf8_is_rejected_by_itself_in_plain_words(
+    seeded_server: RunningServer,
+) -> None:
+    permalink, project = fresh_client(seeded_server)
+    lines = [
+        ndjson([donation(f"{permalink}-a", project, 1000)]),  # 1
+        b'{"event": "client", "id": "' + permalink.encode() + b'", "name": "M\xfcller"}\n',  # 2
+        b"\xff\xfe{\x00}\x00\n",  # 3: UTF-16
+        ndjson([donation(f"{permalink}-b", project, 500)]),  # 4
+    ]
+    error = assert_error(post_events(seeded_server.base_url, b"".join(lines)), 422)
+    at = len(f'{{"event": "client", "id": "{permalink}", "name": "M') + 1
+    assert error["errors"] == {
+        "line 2": [f"line: is not valid UTF-8 text (byte {at} of the line)"],
+        "line 3": ["line: is not valid UTF-8 text (byte 1 of the line)"],
+    }
+    assert figures(seeded_server, permalink)["donated_amount_in_cents"] == 1500
+
+
 def test_the_same_body_twice_changes_nothing_the_second_time(
     seeded_server: RunningServer,
 ) -> None:
