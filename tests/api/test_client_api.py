@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from clientstats.services.statistics import get_snapshot_or_raise
 from clientstats.storage.database import make_engine
+from tests.api.conftest import assert_error as assert_platform_error
 from tests.conftest import (
     ADMIN_TOKEN,
     RunningServer,
@@ -866,16 +867,14 @@ def test_forwardings_fail_with_the_codes_of_section_4_4(
     assert api.ledger_stats(client) == before
 
 
-def test_a_reference_of_a_pledge_cannot_be_reused_by_a_forwarding(api: Api) -> None:
+def test_a_reference_of_a_pledge_reused_by_a_forwarding_is_a_conflict(api: Api) -> None:
     reference = unique()
-    api.book("vf", pledge_body(reference=reference))
+    pledged = api.book("vf", pledge_body(reference=reference))
     body = {"amount_in_cents": 1, "client_reference": reference}
-    for locale, words in (
-        ("en", "is already used by another kind of request"),
-        ("de", "wird schon von einer anderen Art von Auftrag verwendet"),
-    ):
+    for locale in ("en", "de"):
         response = api.forwarding("vf", FORWARD_TARGET, body, locale=locale)
-        assert assert_error(response, 422)["errors"] == {"client_reference": [words]}
+        href = api.url("vf", f"donation_pledges/{pledged['id']}.json", locale)
+        assert_platform_error(response, 409, links=[{"rel": "location", "href": href}])
 
 
 def test_the_same_reference_of_two_clients_books_two_donations(api: Api) -> None:

@@ -120,7 +120,7 @@ def new_fuzz_client(server: RunningServer, database_url: str, kind: str) -> Fuzz
 
 
 # Pledges and forwarding requests come from two clients: a client_reference is per client,
-# and one already taken by the other kind of request is refused (422) whatever the body.
+# and one already taken by the other kind of request is a conflict (409) whatever the body.
 @pytest.fixture(scope="module")
 def fuzz_clients(seeded_server: RunningServer, seeded_database_url: str) -> list[FuzzClient]:
     """The client that pledges, and the client that forwards."""

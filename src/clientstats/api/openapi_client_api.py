@@ -119,15 +119,13 @@ def _create(summary: str, schema: str, *params: str) -> dict[str, Any]:
             },
             "400": error_doc("The body is not UTF-8 JSON."),
             "409": error_doc(
-                "The client_reference was sent before with another body; nothing is stored. "
-                "The link with rel location points at the stored request."
+                "The client_reference was sent before with another request (another body, "
+                "or the other kind of request); nothing is stored. The link with rel "
+                "location points at the stored request."
             ),
             "413": error_doc("The body is larger than 64 KiB."),
             "415": error_doc("The body is not application/json."),
-            "422": error_doc(
-                "Invalid fields, worded in the locale's language; or a client_reference "
-                "already used by the other kind of request."
-            ),
+            "422": error_doc("Invalid fields, worded in the locale's language."),
             **_AUTH_ERRORS,
         },
     }
