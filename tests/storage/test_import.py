@@ -123,6 +123,7 @@ def test_an_empty_import_does_nothing(engine: Engine) -> None:
         "lines": 0,
         "applied": 0,
         "unchanged": 0,
+        "deferred": 0,
         "failed": 0,
         "rejected": 0,
     }

@@ -48,6 +48,7 @@ class ImportReport:
     applied: int = 0
     unchanged: int = 0
     failed: int = 0
+    deferred: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     failures: list[Rejection] = field(default_factory=list)
 
@@ -60,6 +61,8 @@ class ImportReport:
             self.applied += 1
         elif outcome is Outcome.UNCHANGED:
             self.unchanged += 1
+        elif outcome is Outcome.DEFERRED:
+            self.deferred += 1
 
     def summary(self) -> dict[str, object]:
         """A JSON-ready summary."""
@@ -67,6 +70,7 @@ class ImportReport:
             "lines": self.lines,
             "applied": self.applied,
             "unchanged": self.unchanged,
+            "deferred": self.deferred,
             "failed": self.failed,
             "rejected": len(self.rejected),
         }

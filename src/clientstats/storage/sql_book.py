@@ -29,6 +29,7 @@ from clientstats.storage.tables import (
     client_projects,
     client_totals,
     clients,
+    deferred_revocations,
     donations,
     matching_fund_projects,
     matching_fund_totals,
@@ -66,6 +67,7 @@ class SqlBook:
         self._funds: dict[int, MatchingFund | None] = {}
         self._donations: dict[str, Donation | None] = {}
         self._revoked: dict[str, bool] = {}
+        self._deferred: dict[str, RevocationEvent | None] = {}
         self._references: dict[tuple[str, str], str | None] = {}
         self._matching_of: dict[str, Donation | None] = {}
         self._fund_ids: dict[int, list[int]] = {}
@@ -73,6 +75,7 @@ class SqlBook:
         self._stored_matched: dict[int, int] = {}
         self._new_donations: list[dict[str, Any]] = []
         self._new_revocations: list[dict[str, Any]] = []
+        self._new_deferred: list[dict[str, Any]] = []
         self._money: Counter[int] = Counter()
         self._requested: Counter[int] = Counter()
         self._client_deltas: dict[str, Counter[str]] = defaultdict(Counter)
@@ -113,6 +116,7 @@ class SqlBook:
             for t in chunk:
                 self._donations[t] = None
                 self._revoked[t] = False
+                self._deferred[t] = None
             found = self.conn.execute(select(donations).where(donations.c.token.in_(chunk)))
             for row in found:
                 self._donations[row.token] = rows.donation(row)
@@ -121,6 +125,14 @@ class SqlBook:
             )
             for (token,) in revoked:
                 self._revoked[token] = True
+            self._prefetch_deferred(chunk)
+
+    def _prefetch_deferred(self, tokens: list[str]) -> None:
+        kept = select(deferred_revocations.c.token, deferred_revocations.c.created_at)
+        for token, created_at in self.conn.execute(
+            kept.where(deferred_revocations.c.token.in_(tokens))
+        ):
+            self._deferred[token] = RevocationEvent(token, created_at)
 
     def _prefetch_projects(self, wanted: list[int]) -> None:
         for chunk in _chunks(wanted):
@@ -176,6 +188,12 @@ class SqlBook:
             found = self.conn.execute(select(revocations.c.id).where(revocations.c.token == token))
             self._revoked[token] = found.first() is not None
         return self._revoked[token]
+
+    def deferred_revocation(self, token: str) -> RevocationEvent | None:
+        if token not in self._deferred:
+            self._deferred[token] = None
+            self._prefetch_deferred([token])
+        return self._deferred[token]
 
     def is_member(self, client_id: str, project_id: int) -> bool:
         query = select(client_projects.c.client_id).where(
@@ -322,6 +340,12 @@ class SqlBook:
         self._revoked[donation.token] = True
         self._count(donation, sign=-1)
 
+    def defer_revocation(self, event: RevocationEvent) -> None:
+        self._new_deferred.append(
+            {"token": event.token, "created_at": event.created_at, "booked_at": self.now}
+        )
+        self._deferred[event.token] = event
+
     def _count(self, donation: Donation, *, sign: int) -> None:
         """Move the aggregates by one entry; these deltas are what keeps statistics O(projects)."""
         if not donation.moved_money:
@@ -354,9 +378,11 @@ class SqlBook:
             self.conn.execute(insert(donations), self._new_donations)
         if self._new_revocations:
             self.conn.execute(insert(revocations), self._new_revocations)
+        if self._new_deferred:
+            self.conn.execute(insert(deferred_revocations), self._new_deferred)
         self._flush_aggregates()
         self._bump_versions()
-        self._new_donations, self._new_revocations = [], []
+        self._new_donations, self._new_revocations, self._new_deferred = [], [], []
         self._stored_pool.clear()
         self._stored_matched.clear()
         self._money, self._requested, self._matched = Counter(), Counter(), Counter()

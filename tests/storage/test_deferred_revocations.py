@@ -1,0 +1,118 @@
+"""Revocations that arrive before their donation, imported into each database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, select
+
+from clientstats.services.importing import ImportReport, import_lines
+from clientstats.services.verification import verify
+from clientstats.storage.database import read_transaction
+from clientstats.storage.tables import deferred_revocations, revocations
+from tests.storage.test_import import REFERENCE, figures, ledger
+from tests.strategies import (
+    Line,
+    donation_event,
+    forwarding_event,
+    revocation_event,
+    to_lines,
+)
+
+# REFERENCE is lines 1-9: vf (with a pool) shows open project 1 (needs 10000) and closed 2;
+# acme's fund 1 matches project 1 (1000 cents, at most 600 per donation).
+EARLY: list[Line] = [
+    *REFERENCE,
+    revocation_event("d1"),  # 10: kept until d1 arrives
+    donation_event("d2", 300, channel="client", client="vf", project=1),  # 11: matched 300
+    donation_event("d1", 700, channel="client", client="vf", project=1),  # 12: revoked at once
+    revocation_event("d1"),  # 13: d1 is revoked already
+    revocation_event("d9"),  # 14: d9 never arrives
+    donation_event("d3", 900, project=1),  # 15: matched 600, d1 used no budget
+]
+
+
+def run(engine: Engine, stream: list[Line], batch_size: int) -> ImportReport:
+    return import_lines(engine, to_lines(stream), batch_size=batch_size)
+
+
+def stored_revocations(engine: Engine) -> tuple[list[object], list[object]]:
+    """Every row of revocations and of deferred_revocations, in id order."""
+    with read_transaction(engine) as conn:
+        return (
+            list(conn.execute(select(revocations).order_by(revocations.c.id))),
+            list(conn.execute(select(deferred_revocations).order_by(deferred_revocations.c.id))),
+        )
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 1000])
+def test_a_revocation_before_its_donation_revokes_it_when_it_arrives(
+    engine: Engine, batch_size: int
+) -> None:
+    report = run(engine, EARLY, batch_size)
+    assert report.rejected == [] and report.ok
+    assert (report.applied, report.unchanged, report.deferred) == (12, 1, 2)
+    assert ledger(engine) == {
+        "d1": (700, True, None),
+        "d2": (300, False, None),
+        "d3": (900, False, None),
+        "matching:1:d2": (300, False, None),
+        "matching:1:d3": (600, False, None),
+    }
+    assert figures(engine, "vf")["client_donations_count"] == 1
+    assert figures(engine, "vf")["donated_amount_in_cents"] == 300 + 300 + 900 + 600
+    assert figures(engine, "acme")["client_matched_amount_in_cents"] == 900
+    assert verify(engine).differences == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 1000])
+def test_importing_early_revocations_twice_changes_nothing(engine: Engine, batch_size: int) -> None:
+    run(engine, EARLY, batch_size)
+    before = {c: figures(engine, c) for c in ("vf", "acme")}
+    stored, rows = ledger(engine), stored_revocations(engine)
+    again = run(engine, EARLY, batch_size)
+    assert again.ok
+    assert (again.applied, again.unchanged, again.deferred) == (0, 14, 1)
+    assert {c: figures(engine, c) for c in ("vf", "acme")} == before
+    assert ledger(engine) == stored
+    assert stored_revocations(engine) == rows
+
+
+def test_a_kept_revocation_is_stored_with_its_own_time_and_kept_as_history(
+    engine: Engine,
+) -> None:
+    early = {**revocation_event("d1"), "created_at": "2024-05-01T10:00:00+02:00"}
+    run(engine, [*REFERENCE, early], 1000)
+    run(engine, [donation_event("d1", 700, project=1)], 1000)
+    revoked, kept = stored_revocations(engine)
+    assert [(r.token, r.created_at.isoformat()) for r in revoked] == [
+        ("d1", "2024-05-01T08:00:00+00:00")
+    ]
+    assert [(k.token, k.created_at.isoformat()) for k in kept] == [
+        ("d1", "2024-05-01T08:00:00+00:00")
+    ]
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_a_kept_revocation_of_a_forwarding_that_fails_has_nothing_to_revoke(
+    engine: Engine, batch_size: int
+) -> None:
+    stream: list[Line] = [
+        *REFERENCE,
+        revocation_event("f1"),  # 10: kept
+        forwarding_event("f1", "vf", 1, 500),  # 11: the pool is empty: recorded as failed
+        revocation_event("f1"),  # 12: the kept revocation met f1; nothing to revoke
+        revocation_event("f2"),  # 13: kept
+        donation_event("d1", 1_000, channel="offline", pool="vf"),  # 14
+        forwarding_event("f2", "vf", 1, 400),  # 15: moves 400, revoked at once
+    ]
+    first = run(engine, stream, batch_size)
+    assert [f.line for f in first.failures] == [11] and first.rejected == []
+    assert (first.applied, first.unchanged, first.deferred, first.failed) == (11, 1, 2, 1)
+    assert ledger(engine)["f1"] == (500, False, "pool_empty")
+    assert ledger(engine)["f2"] == (400, True, None)
+    assert figures(engine, "vf")["pool_balance_in_cents"] == 1_000
+    before = figures(engine, "vf")
+    second = run(engine, stream, batch_size)
+    assert second.ok
+    assert (second.applied, second.unchanged, second.deferred) == (0, 15, 0)
+    assert figures(engine, "vf") == before
