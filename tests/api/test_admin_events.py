@@ -32,6 +32,7 @@ def ok_summary(lines: int, applied: int, unchanged: int = 0) -> dict[str, Any]:
         "deferred": 0,
         "failed": 0,
         "rejected": 0,
+        "blank": 0,
         "links": [],
     }
 
@@ -139,6 +140,29 @@ def test_a_good_body_is_200_with_its_summary(seeded_server: RunningServer) -> No
     assert response.json() == ok_summary(lines=5, applied=5)
     body = figures(seeded_server, permalink)
     assert (body["donated_amount_in_cents"], body["open_amount_in_cents"]) == (2500, 7500)
+
+
+def test_blank_lines_and_early_revocations_are_counted_and_add_up(
+    seeded_server: RunningServer,
+) -> None:
+    permalink = unique_permalink("early")
+    events = new_client_events(permalink, requested=10_000)
+    project = events[1]["id"]
+    lines = [
+        ndjson(events),  # 1-4
+        b"\n",  # 5: blank
+        ndjson([{"event": "revocation", "token": f"{permalink}-1"}]),  # 6: kept
+        b"  \r\n",  # 7: blank
+        ndjson([donation(f"{permalink}-1", project, 2500)]),  # 8: booked and revoked at once
+        ndjson([donation(f"{permalink}-2", project, 700)]),  # 9
+    ]
+    response = post_events(seeded_server.base_url, b"".join(lines))
+    assert response.status_code == 200, response.text
+    summary = response.json()
+    assert summary == {**ok_summary(lines=9, applied=6), "deferred": 1, "blank": 2}
+    counts = ("applied", "unchanged", "deferred", "failed", "rejected", "blank")
+    assert sum(summary[key] for key in counts) == summary["lines"]
+    assert figures(seeded_server, permalink)["donated_amount_in_cents"] == 700
 
 
 def test_an_empty_body_is_200_with_nothing_applied(seeded_server: RunningServer) -> None:

@@ -84,6 +84,7 @@ def seeded_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         "deferred": 0,
         "failed": 0,
         "rejected": 0,
+        "blank": 0,
     }
     yield url, seed
 
@@ -105,6 +106,7 @@ def test_importing_the_same_file_again_changes_nothing(seeded_cli: tuple[str, Pa
         "deferred": 0,
         "failed": 0,
         "rejected": 0,
+        "blank": 0,
     }
     printed = run_cli(url, "stats", "volksfreund")
     assert printed.stdout == compact(reference_body("volksfreund")) + b"\n"
@@ -153,6 +155,7 @@ def test_import_with_bad_lines_exits_1_lists_them_and_applies_the_rest(
         "deferred": 1,
         "failed": 1,
         "rejected": 2,
+        "blank": 1,
     }
     printed = run_cli(sqlite_url, "stats", "cli")
     assert json.loads(printed.stdout)["donated_amount_in_cents"] == 2000

@@ -137,6 +137,9 @@ def assert_report(report: ImportReport, expected: Expected, lines: list[bytes]) 
     assert report.failed == expected.outcomes[Outcome.FAILED]
     assert report.deferred == expected.outcomes[Outcome.DEFERRED]
     assert report.lines == len(lines)
+    assert report.blank == sum(1 for raw in lines if not raw.strip())
+    outcomes = report.applied + report.unchanged + report.deferred + report.failed
+    assert outcomes + len(report.rejected) + report.blank == report.lines
 
 
 def served(engine: Engine) -> dict[str, Statistics]:

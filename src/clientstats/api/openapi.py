@@ -44,7 +44,7 @@ STATISTICS_SCHEMA: dict[str, Any] = {
 }
 
 
-_COUNTS = ("lines", "applied", "unchanged", "deferred", "failed", "rejected")
+_COUNTS = ("lines", "applied", "unchanged", "deferred", "failed", "rejected", "blank")
 
 IMPORT_SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",

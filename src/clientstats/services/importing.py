@@ -49,6 +49,7 @@ class ImportReport:
     unchanged: int = 0
     failed: int = 0
     deferred: int = 0
+    blank: int = 0  # skipped, but numbered and counted in `lines`
     rejected: list[Rejection] = field(default_factory=list)
     failures: list[Rejection] = field(default_factory=list)
 
@@ -65,7 +66,7 @@ class ImportReport:
             self.deferred += 1
 
     def summary(self) -> dict[str, object]:
-        """A JSON-ready summary."""
+        """A JSON-ready summary; every line read is counted once, so the counts add up to it."""
         return {
             "lines": self.lines,
             "applied": self.applied,
@@ -73,6 +74,7 @@ class ImportReport:
             "deferred": self.deferred,
             "failed": self.failed,
             "rejected": len(self.rejected),
+            "blank": self.blank,
         }
 
 
@@ -81,7 +83,7 @@ Parsed = tuple[int, Event | EventInvalid]
 
 def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Parsed]:
     for number, raw in numbered:
-        if not raw.strip():
+        if _is_blank(raw):
             continue
         if len(raw) > MAX_LINE_BYTES:
             yield number, EventInvalid({"line": [f"is longer than {MAX_LINE_BYTES} bytes"]})
@@ -90,6 +92,10 @@ def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Par
             yield number, parse_line(raw, now=now)
         except EventInvalid as invalid:
             yield number, invalid
+
+
+def _is_blank(raw: bytes) -> bool:
+    return not raw.strip()
 
 
 class PlannerRefresh:
@@ -143,6 +149,7 @@ def apply_lines(
         return
     now = datetime.now(UTC)
     report.lines = chunk[-1][0]
+    report.blank += sum(1 for _, raw in chunk if _is_blank(raw))
     apply_batch(engine, list(_parse(chunk, now)), report, now=now)
     if refresh is not None:
         refresh.after_batch(engine, report.lines)
