@@ -186,6 +186,14 @@ def verify_command() -> None:
         click.echo(f"{d.client_id} {d.key}: served {d.served}, ledger says {d.recomputed}")
     for client_id, balance in sorted(report.negative_pools.items()):
         click.echo(f"warning: pool of {client_id} is negative ({balance} cents)")
+    unmet = list(report.unmet_revocations.items())
+    for token, revoked_at in unmet[:MAX_REPORTED_LINES]:
+        click.echo(
+            f"warning: revocation of {token} ({revoked_at.isoformat()}) never met its donation "
+            "(none has that token)"
+        )
+    if len(unmet) > MAX_REPORTED_LINES:
+        click.echo(f"warning: ... and {len(unmet) - MAX_REPORTED_LINES} more such revocations")
     click.echo(
         f"verified {report.clients} clients over {report.entries} ledger entries: "
         f"{len(report.differences)} difference(s)"

@@ -208,6 +208,30 @@ def test_verify_exits_0_on_a_consistent_ledger(seeded_cli: tuple[str, Path]) -> 
     assert re.fullmatch(r"verified 7 clients over \d+ ledger entries: 0 difference\(s\)", last)
 
 
+def test_verify_warns_of_revocations_that_never_met_their_donation(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    events = new_client_events("warned", requested=10_000)
+    project = events[1]["id"]
+    events += [
+        {"event": "revocation", "token": "late", "created_at": "2024-05-01T10:00:00+02:00"},
+        {"event": "revocation", "token": "lost"},
+        donation("late", project, 700),  # meets its revocation
+    ]
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(ndjson(events))
+    assert run_cli(sqlite_url, "import", str(path)).returncode == 0
+    result = run_cli(sqlite_url, "verify")
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    printed = result.stdout.decode().strip().splitlines()
+    assert len(printed) == 2
+    assert re.fullmatch(
+        r"warning: revocation of lost \(\S+\) never met its donation \(none has that token\)",
+        printed[0],
+    )
+    assert re.fullmatch(r"verified 1 clients over 1 ledger entries: 0 difference\(s\)", printed[1])
+
+
 def test_migrate_works_on_an_empty_database_and_again(sqlite_url: str) -> None:
     first = run_cli(sqlite_url, "migrate")
     assert first.returncode == 0, first.stderr.decode()

@@ -116,3 +116,16 @@ def test_a_kept_revocation_of_a_forwarding_that_fails_has_nothing_to_revoke(
     assert second.ok
     assert (second.applied, second.unchanged, second.deferred) == (0, 15, 0)
     assert figures(engine, "vf") == before
+    assert verify(engine).unmet_revocations == {}
+
+
+def test_verify_lists_the_revocations_that_never_met_their_donation(engine: Engine) -> None:
+    lost = {**revocation_event("lost"), "created_at": "2024-05-01T10:00:00+02:00"}
+    run(engine, [*REFERENCE, lost, revocation_event("late")], 1000)
+    report = verify(engine)
+    assert sorted(report.unmet_revocations) == ["late", "lost"]
+    assert report.unmet_revocations["lost"].isoformat() == "2024-05-01T08:00:00+00:00"
+    run(engine, [donation_event("late", 700, project=1)], 1000)
+    report = verify(engine)
+    assert list(report.unmet_revocations) == ["lost"]
+    assert report.differences == [] and report.entries == 1

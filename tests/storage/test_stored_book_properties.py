@@ -171,6 +171,7 @@ def assert_agrees(engine: Engine, book: MemoryBook) -> None:
     assert report.entries == len(book.donations)
     pools = {c: book.statistics(c).pool_balance_in_cents for c in book.clients}
     assert report.negative_pools == {c: balance for c, balance in pools.items() if balance < 0}
+    assert list(report.unmet_revocations) == list(book.unmet_revocations())
 
 
 SETTINGS = settings(
