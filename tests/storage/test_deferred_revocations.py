@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from clientstats.services.importing import ImportReport, import_lines
 from clientstats.services.verification import verify
-from clientstats.storage.database import read_transaction
-from clientstats.storage.tables import deferred_revocations, revocations
 from tests.storage.test_import import REFERENCE, figures, ledger
+from tests.storage.test_stored_book_properties import revocation_rows
 from tests.strategies import (
     Line,
     donation_event,
@@ -33,15 +32,6 @@ EARLY: list[Line] = [
 
 def run(engine: Engine, stream: list[Line], batch_size: int) -> ImportReport:
     return import_lines(engine, to_lines(stream), batch_size=batch_size)
-
-
-def stored_revocations(engine: Engine) -> tuple[list[object], list[object]]:
-    """Every row of revocations and of deferred_revocations, in id order."""
-    with read_transaction(engine) as conn:
-        return (
-            list(conn.execute(select(revocations).order_by(revocations.c.id))),
-            list(conn.execute(select(deferred_revocations).order_by(deferred_revocations.c.id))),
-        )
 
 
 @pytest.mark.parametrize("batch_size", [1, 4, 1000])
@@ -68,13 +58,13 @@ def test_a_revocation_before_its_donation_revokes_it_when_it_arrives(
 def test_importing_early_revocations_twice_changes_nothing(engine: Engine, batch_size: int) -> None:
     run(engine, EARLY, batch_size)
     before = {c: figures(engine, c) for c in ("vf", "acme")}
-    stored, rows = ledger(engine), stored_revocations(engine)
+    stored, rows = ledger(engine), revocation_rows(engine)
     again = run(engine, EARLY, batch_size)
     assert again.ok
     assert (again.applied, again.unchanged, again.deferred) == (0, 14, 1)
     assert {c: figures(engine, c) for c in ("vf", "acme")} == before
     assert ledger(engine) == stored
-    assert stored_revocations(engine) == rows
+    assert revocation_rows(engine) == rows
 
 
 def test_a_kept_revocation_is_stored_with_its_own_time_and_kept_as_history(
@@ -83,7 +73,7 @@ def test_a_kept_revocation_is_stored_with_its_own_time_and_kept_as_history(
     early = {**revocation_event("d1"), "created_at": "2024-05-01T10:00:00+02:00"}
     run(engine, [*REFERENCE, early], 1000)
     run(engine, [donation_event("d1", 700, project=1)], 1000)
-    revoked, kept = stored_revocations(engine)
+    revoked, kept = revocation_rows(engine)
     assert [(r.token, r.created_at.isoformat()) for r in revoked] == [
         ("d1", "2024-05-01T08:00:00+00:00")
     ]
