@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from clientstats.services.importing import ImportReport, import_lines
 from clientstats.services.verification import verify
+from clientstats.storage.sql_book import SqlBook
+from clientstats.storage.token_locks import TOKEN_LOCKS
 from tests.storage.test_import import REFERENCE, figures, ledger
 from tests.storage.test_stored_book_properties import revocation_rows
 from tests.strategies import (
@@ -119,3 +123,47 @@ def test_verify_lists_the_revocations_that_never_met_their_donation(engine: Engi
     report = verify(engine)
     assert list(report.unmet_revocations) == ["lost"]
     assert report.differences == [] and report.entries == 1
+
+
+# --- a revocation and its donation in two transactions at once (PostgreSQL) ---------------
+
+_WAITING_FOR_A_TOKEN_LOCK = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    f" AND classid = {TOKEN_LOCKS}"
+)
+
+
+def test_a_donation_booked_while_its_revocation_is_kept_is_revoked(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each transaction would miss the other's uncommitted row: the donation would stay
+    confirmed. The revocation's transaction holds back its commit until the donation's
+    transaction has read everything too, or waits for the revocation's to end."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite writers take the write lock at BEGIN: the race cannot happen")
+    run(engine, REFERENCE, 1000)
+    revocation_read, donation_read = threading.Event(), threading.Event()
+    flush = SqlBook.flush
+
+    def flush_when_both_have_read(book: SqlBook) -> None:
+        if threading.current_thread().name != "revocation":
+            donation_read.set()
+        else:
+            revocation_read.set()
+            with engine.connect() as conn:
+                while not donation_read.wait(0.01):
+                    if conn.execute(_WAITING_FOR_A_TOKEN_LOCK).scalar_one():
+                        break  # the donation's transaction waits for this one to commit
+                    conn.rollback()  # a new snapshot of pg_locks for the next look
+        flush(book)
+
+    monkeypatch.setattr(SqlBook, "flush", flush_when_both_have_read)
+    revocation = threading.Thread(
+        target=run, args=(engine, [revocation_event("d1")], 1000), name="revocation"
+    )
+    revocation.start()
+    revocation_read.wait()
+    run(engine, [donation_event("d1", 700, project=1)], 1000)
+    revocation.join()
+    assert ledger(engine)["d1"] == (700, True, None)
+    assert verify(engine).differences == []

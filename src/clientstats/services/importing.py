@@ -188,7 +188,10 @@ def _apply_in_one_transaction(
     with write_transaction(engine) as conn:
         book = SqlBook(conn, now=now)
         book.prefetch(
-            tokens=_tokens(events), references=_references(events), project_ids=_projects(events)
+            tokens=_tokens(events),
+            references=_references(events),
+            project_ids=_projects(events),
+            revoked=(event.token for event in events if isinstance(event, RevocationEvent)),
         )
         for number, event in batch:
             if isinstance(event, EventInvalid):

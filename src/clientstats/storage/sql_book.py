@@ -39,6 +39,7 @@ from clientstats.storage.tables import (
     projects,
     revocations,
 )
+from clientstats.storage.token_locks import lock_tokens
 
 _CLIENT_COLUMNS = (
     "client_donated_in_cents",
@@ -91,9 +92,15 @@ class SqlBook:
         tokens: Iterable[str],
         references: Iterable[tuple[str, str]],
         project_ids: Iterable[int] = (),
+        revoked: Iterable[str] = (),
     ) -> None:
-        """Load in a few queries the donations, references and projects a batch names."""
-        self._prefetch_tokens(sorted({t for t in tokens if t not in self._donations}))
+        """Load in a few queries the donations, references and projects a batch names.
+
+        Locks the tokens first (`revoked`: those the batch revokes), see storage.token_locks.
+        """
+        wanted = sorted({t for t in tokens if t not in self._donations})
+        lock_tokens(self.conn, booked=wanted, revoked=revoked)
+        self._prefetch_tokens(wanted)
         by_client: dict[str, list[str]] = defaultdict(list)
         for ref in sorted({r for r in references if r not in self._references}):
             self._references[ref] = None
@@ -174,7 +181,7 @@ class SqlBook:
 
     def get_donation(self, token: str) -> Donation | None:
         if token not in self._donations:
-            self.prefetch(tokens=[token], references=())
+            self._prefetch_tokens([token])
         return self._donations[token]
 
     def token_for_client_reference(self, client_id: str, reference: str) -> str | None:
