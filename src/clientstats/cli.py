@@ -198,6 +198,14 @@ def verify_command(base_url: str | None) -> None:
         click.echo(f"warning: pool of {client_id} is negative ({balance} cents)")
     if skipped:
         click.echo(f"note: {skipped} private client(s) not asked at {base_url} (credentials)")
+    unmet = list(report.unmet_revocations.items())
+    for token, revoked_at in unmet[:MAX_REPORTED_LINES]:
+        click.echo(
+            f"warning: revocation of {token} ({revoked_at.isoformat()}) never met its donation "
+            "(none has that token)"
+        )
+    if len(unmet) > MAX_REPORTED_LINES:
+        click.echo(f"warning: ... and {len(unmet) - MAX_REPORTED_LINES} more such revocations")
     click.echo(
         f"verified {report.clients} clients over {report.entries} ledger entries: "
         f"{len(report.differences) + len(served)} difference(s)"

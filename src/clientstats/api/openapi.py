@@ -45,7 +45,7 @@ STATISTICS_SCHEMA: dict[str, Any] = {
 }
 
 
-_COUNTS = ("lines", "applied", "unchanged", "failed", "rejected")
+_COUNTS = ("lines", "applied", "unchanged", "deferred", "failed", "rejected", "blank")
 
 IMPORT_SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
