@@ -78,6 +78,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int) -> None:
     import uvicorn
 
     from clientstats.api.app import create_app
+    from clientstats.api.stop_signals import exit_quietly_after_stop_signals
 
     config = settings()
     if no_worker:
@@ -91,6 +92,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int) -> None:
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
         "http": "httptools",
     }
+    exit_quietly_after_stop_signals()  # a graceful stop exits with status 0
     if workers == 1:
         uvicorn.run(create_app(config), **options)
         return

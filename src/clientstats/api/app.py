@@ -14,10 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientstats.api import admin, client_api, health
+from clientstats.api import admin, client_api, health, stream
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
+from clientstats.api.stop_signals import on_stop_signal
+from clientstats.api.stream_hub import StreamHub
 from clientstats.cache.memory import InProcessCache
 from clientstats.cache.redis_cache import RedisCache
 from clientstats.config import Settings
@@ -62,6 +64,8 @@ def create_app(settings: Settings) -> ASGIApp:
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live
+        hub = StreamHub(live, max_subscribers=settings.stream_max_subscribers)
+        app.state.stream_hub = hub
         app.state.authenticator = Authenticator(engine)
         worker = Worker(engine) if settings.worker_in_process else None
         app.state.wake_worker = worker.wake if worker is not None else lambda: None
@@ -72,8 +76,11 @@ def create_app(settings: Settings) -> ASGIApp:
         gc.collect()
         gc.freeze()
         try:
-            yield
+            # Open streams end when the server is told to stop, or it would wait for them.
+            with on_stop_signal(hub.close):
+                yield
         finally:
+            hub.close()
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -87,6 +94,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/health/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *client_api.ROUTES,
+        *stream.ROUTES,
     ]
     app = Starlette(
         debug=False,
