@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientstats.api import admin, client_api, health, stream
+from clientstats.api import admin, client_api, health, stream, widget
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
@@ -95,6 +95,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/openapi.json", openapi, methods=["GET"]),
         *client_api.ROUTES,
         *stream.ROUTES,
+        *widget.ROUTES,
     ]
     app = Starlette(
         debug=False,
