@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientstats.api import admin, client_api, health, stream, widget
+from clientstats.api import admin, client_api, health, widget
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
 from clientstats.api.stop_signals import on_stop_signal
+from clientstats.api.stream import StreamEndpoint
 from clientstats.api.stream_hub import StreamHub
 from clientstats.cache.memory import InProcessCache
 from clientstats.cache.redis_cache import RedisCache
@@ -64,7 +65,11 @@ def create_app(settings: Settings) -> ASGIApp:
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live
-        hub = StreamHub(live, max_subscribers=settings.stream_max_subscribers)
+        hub = StreamHub(
+            live,
+            max_subscribers=settings.stream_max_subscribers,
+            heartbeat=settings.stream_heartbeat_interval,
+        )
         app.state.stream_hub = hub
         app.state.authenticator = Authenticator(engine)
         worker = Worker(engine) if settings.worker_in_process else None
@@ -94,7 +99,6 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/health/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *client_api.ROUTES,
-        *stream.ROUTES,
         *widget.ROUTES,
     ]
     app = Starlette(
@@ -106,7 +110,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.state.settings = settings
     app.state.debug = settings.debug
     return StatisticsEndpoint(
-        app,
+        StreamEndpoint(app, app.state),
         lambda: app.state.live,
         lambda: app.state.authenticator,
         http_max_age=settings.http_max_age,

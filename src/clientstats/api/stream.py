@@ -3,7 +3,10 @@
 `GET /{locale}/api_v4/clients/{client_id}/project_statistics/stream` has the visibility and
 CORS of the statistics endpoint. It sends the current figures at once (unless
 `Last-Event-ID` names them), the new ones after every change (through the process's
-StreamHub), and a comment when nothing was sent for the heartbeat interval.
+StreamHub), and a comment every heartbeat interval. Like the statistics endpoint it is a
+bare ASGI handler in front of the Starlette app: an event reaches thousands of streams at
+once, and each of them should cost one `send` straight to the server, not a pass through
+the framework's wrappers.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import asyncio
 import logging
 import random
 
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from clientstats.api.errors import DATABASE_UNAVAILABLE, error_response
 from clientstats.api.statistics_endpoint import (
     PREFLIGHT_HEADERS,
+    ASGIApp,
     Receive,
     Scope,
     Send,
@@ -31,7 +35,7 @@ from clientstats.services.credentials import Authenticator
 
 log = logging.getLogger(__name__)
 
-PATH = "/{locale}/api_v4/clients/{client_id}/project_statistics/stream"
+SUFFIX = "/project_statistics/stream"
 RETRY_AFTER_FULL = 10  # seconds a refused subscriber should wait (Retry-After)
 _CORS = {"Access-Control-Allow-Origin": "*"}
 _HEADERS = [
@@ -42,20 +46,18 @@ _HEADERS = [
 ]
 _PREFLIGHT = {name.decode(): value.decode() for name, value in PREFLIGHT_HEADERS}
 _PUBLIC_HEADERS = [*_HEADERS, (b"access-control-allow-origin", b"*")]
+_PREFIX = ["api_v4", "clients"]
 
 
 class EventStream(Response):
     """The open stream of one subscriber; it ends when the client leaves or the hub closes."""
 
-    def __init__(
-        self, hub: StreamHub, subscriber: Subscriber | None, *, private: bool, heartbeat: float
-    ) -> None:
+    def __init__(self, hub: StreamHub, subscriber: Subscriber | None, *, private: bool) -> None:
         self.status_code = 200
         self.background = None
         self.raw_headers = list(_HEADERS if private else _PUBLIC_HEADERS)
         self.hub = hub
         self.subscriber = subscriber  # None answers HEAD: the headers alone
-        self.heartbeat = heartbeat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         subscriber = self.subscriber
@@ -69,8 +71,8 @@ class EventStream(Response):
             # A reconnect delay of 1-5 s: clients of a restarted process come back spread out.
             retry = b"retry: %d\n\n" % random.randint(1000, 5000)
             await send({"type": "http.response.body", "body": retry, "more_body": True})
-            while (chunk := await subscriber.next_chunk(self.heartbeat)) is not None:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            while (message := await subscriber.next_message()) is not None:
+                await send(message)
             await send({"type": "http.response.body", "body": b""})
         finally:
             left.cancel()
@@ -82,69 +84,91 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def get_stream(request: Request) -> Response:
-    """The stream of a client's figures (GET), its headers (HEAD) or a CORS preflight."""
-    route = route_for(
-        "/{locale}/api_v4/clients/{client_id}/project_statistics".format(**request.path_params)
-    )
-    assert route is not None  # the path has the statistics path's shape
-    if route.unknown_locale is not None:
-        return _refusal(NotFound(route.unknown_locale))
-    if request.method == "OPTIONS":
-        return Response(status_code=204, headers=_PREFLIGHT)
-    if route.permalink is None:
-        return _refusal(NotFound(route.not_found))
-    hub: StreamHub = request.app.state.stream_hub
-    if not hub.admit():
-        message = "Too many open streams; retry later or poll the statistics"
-        return _refusal(ServiceUnavailable(message), retry_after=RETRY_AFTER_FULL)
-    try:
-        return await _open(request, hub, route.permalink)
-    except BaseException:
-        hub.release()
-        raise
+class StreamEndpoint:
+    """ASGI middleware answering the stream paths; everything else passes on."""
 
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state  # the Starlette app's: settings, stream_hub, authenticator
 
-async def _open(request: Request, hub: StreamHub, permalink: str) -> Response:
-    """Check the client and its visibility, then subscribe (or answer HEAD)."""
-    heartbeat = request.app.state.settings.stream_heartbeat_interval
-    try:
-        entry = await hub.current(permalink)
-        refused = await _refuse_private(request, entry) if entry.private else None
-    except ClientstatsError as exc:
-        hub.release()
-        return _refusal(exc)
-    except DATABASE_UNAVAILABLE as exc:
-        log.warning("stream of %s unavailable: %s", permalink, type(exc).__name__)
-        hub.release()
-        return _refusal(ServiceUnavailable("The database is not available; retry"), retry_after=1)
-    if refused is not None or request.method == "HEAD":
-        hub.release()
-        return refused or EventStream(hub, None, private=entry.private, heartbeat=heartbeat)
-    last_event_id = request.headers.get("last-event-id")
-    # Private figures reach this point only with the client's own credentials.
-    subscriber = hub.subscribe(entry, owner=entry.private, last_event_id=last_event_id)
-    return EventStream(hub, subscriber, private=entry.private, heartbeat=heartbeat)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts: list[str] = scope["path"].split("/") if scope["type"] == "http" else []
+        # "", locale, "api_v4", "clients", client id, "project_statistics", "stream"
+        if len(parts) != 7 or not scope["path"].endswith(SUFFIX) or parts[2:4] != _PREFIX:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.respond(request, parts[1], parts[4])
+        except Exception:
+            log.exception("unhandled error in the stream endpoint")
+            response = error_response(500, "Something went wrong")
+        await response(scope, receive, send)
 
+    async def respond(self, request: Request, locale: str, client_id: str) -> Response:
+        """The stream of a client's figures (GET), its headers (HEAD) or a CORS preflight."""
+        route = route_for(f"/{locale}/api_v4/clients/{client_id}/project_statistics")
+        if route is None:  # an empty client id
+            return _refusal(NotFound(f"No route matches {request.url.path}"))
+        if route.unknown_locale is not None:
+            return _refusal(NotFound(route.unknown_locale))
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=_PREFLIGHT)
+        if request.method not in ("GET", "HEAD"):
+            message = f"Method {request.method} not allowed"
+            return error_response(405, message, headers={"Allow": "GET, HEAD, OPTIONS", **_CORS})
+        if route.permalink is None:
+            return _refusal(NotFound(route.not_found))
+        hub: StreamHub = self.state.stream_hub
+        if not hub.admit():
+            message = "Too many open streams; retry later or poll the statistics"
+            return _refusal(ServiceUnavailable(message), retry_after=RETRY_AFTER_FULL)
+        try:
+            return await self._open(request, hub, route.permalink)
+        except BaseException:
+            hub.release()
+            raise
 
-async def _refuse_private(request: Request, entry: CachedResponse) -> Response | None:
-    """Private figures: only the client's own credentials open the stream (else 401/404)."""
-    authenticator: Authenticator = request.app.state.authenticator
-    timeout = request.app.state.settings.database_timeout
-    try:
-        client_id = await authenticator.authenticate(
-            request.headers.get("authorization"), database_timeout=timeout
-        )
-    except ClientstatsError as exc:
-        challenge = {"WWW-Authenticate": 'Basic realm="clientstats"'}
-        return _refusal(exc, cors=False, headers=challenge if exc.status_code == 401 else None)
-    except DATABASE_UNAVAILABLE:
-        message = "The database is not available; retry"
-        return _refusal(ServiceUnavailable(message), cors=False, retry_after=1)
-    if client_id != entry.permalink:
-        message = f"Couldn't find Client with permalink={entry.permalink}"
-        return _refusal(NotFound(message), cors=False)
-    return None
+    async def _open(self, request: Request, hub: StreamHub, permalink: str) -> Response:
+        """Check the client and its visibility, then subscribe (or answer HEAD)."""
+        try:
+            entry = await hub.current(permalink)
+            refused = await self._refuse_private(request, entry) if entry.private else None
+        except ClientstatsError as exc:
+            hub.release()
+            return _refusal(exc)
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning("stream of %s unavailable: %s", permalink, type(exc).__name__)
+            hub.release()
+            unavailable = ServiceUnavailable("The database is not available; retry")
+            return _refusal(unavailable, retry_after=1)
+        if refused is not None or request.method == "HEAD":
+            hub.release()
+            return refused or EventStream(hub, None, private=entry.private)
+        last_event_id = request.headers.get("last-event-id")
+        # Private figures reach this point only with the client's own credentials.
+        subscriber = hub.subscribe(entry, owner=entry.private, last_event_id=last_event_id)
+        return EventStream(hub, subscriber, private=entry.private)
+
+    async def _refuse_private(self, request: Request, entry: CachedResponse) -> Response | None:
+        """Private figures: only the client's own credentials open the stream (else 401/404)."""
+        authenticator: Authenticator = self.state.authenticator
+        timeout = self.state.settings.database_timeout
+        try:
+            client_id = await authenticator.authenticate(
+                request.headers.get("authorization"), database_timeout=timeout
+            )
+        except ClientstatsError as exc:
+            challenge = {"WWW-Authenticate": 'Basic realm="clientstats"'}
+            extra = challenge if exc.status_code == 401 else None
+            return _refusal(exc, cors=False, headers=extra)
+        except DATABASE_UNAVAILABLE:
+            message = "The database is not available; retry"
+            return _refusal(ServiceUnavailable(message), cors=False, retry_after=1)
+        if client_id != entry.permalink:
+            message = f"Couldn't find Client with permalink={entry.permalink}"
+            return _refusal(NotFound(message), cors=False)
+        return None
 
 
 def _refusal(
@@ -159,6 +183,3 @@ def _refusal(
     if wait is not None:
         extra["Retry-After"] = str(wait)
     return error_response(exc.status_code, exc.message, headers=extra)
-
-
-ROUTES = [Route(PATH, get_stream, methods=["GET", "HEAD", "OPTIONS"])]

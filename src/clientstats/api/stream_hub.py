@@ -21,7 +21,9 @@ from clientstats.services.live_statistics import LiveStatistics
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT = b": keep-alive\n\n"
+Message = dict[str, object]
+
+HEARTBEAT: Message = {"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True}
 # Versions whose figures equal the current ones that a reconnect may name: a few suffice.
 _MAX_ALIASES = 32
 _MAX_ATTEMPTS = 3  # loads per change before waiting for the next one (see _refresh)
@@ -32,51 +34,59 @@ def encode_event(entry: CachedResponse) -> bytes:
     return b"event: statistics\nid: %d\ndata: %s\n\n" % (entry.version, entry.body)
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+def _body(chunk: bytes) -> Message:
+    """An ASGI body message of an open stream; one per event, shared by every subscriber."""
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
 
 
 class Subscriber:
-    """One open stream: the next bytes to write, and whether it has ended."""
+    """One open stream: the next message to send, and whether it has ended.
 
-    __slots__ = ("_pending", "_waiter", "closed", "owner", "permalink")
+    Waiting costs one future, no timer and no task of its own: heartbeats come from the
+    hub's single clock, so a change wakes each subscriber once and nothing else.
+    """
+
+    __slots__ = ("_loop", "_pending", "_waiter", "closed", "owner", "permalink")
 
     def __init__(self, permalink: str, *, owner: bool) -> None:
         self.permalink = permalink
         self.owner = owner  # authenticated as the client itself (may read private figures)
         self.closed = False
-        self._pending: bytes | None = None
+        self._loop = asyncio.get_running_loop()
+        self._pending: Message | None = None
         self._waiter: asyncio.Future[None] | None = None
 
-    def deliver(self, chunk: bytes) -> None:
-        """Replace whatever is not written yet with `chunk` (the latest figures win)."""
-        self._pending = chunk
-        if self._waiter is not None:
-            _wake(self._waiter)
+    def deliver(self, message: Message) -> None:
+        """Replace whatever is not sent yet with `message` (the latest figures win)."""
+        self._pending = message
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def beat(self) -> None:
+        """A heartbeat, unless something is about to be sent anyway."""
+        if self._pending is None:
+            self.deliver(HEARTBEAT)
 
     def close(self) -> None:
-        """End the stream after the write in progress, if any."""
+        """End the stream after the send in progress, if any."""
         self.closed = True
-        if self._waiter is not None:
-            _wake(self._waiter)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def next_chunk(self, heartbeat: float) -> bytes | None:
-        """The latest event; a heartbeat after `heartbeat` seconds of quiet; None once closed."""
+    async def next_message(self) -> Message | None:
+        """The next body message to send (the latest event or a heartbeat); None once closed."""
         if self._pending is None and not self.closed:
-            loop = asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
-            # One timer per quiet wait: cheaper than a task per subscriber around wait_for.
-            timer = loop.call_later(heartbeat, _wake, waiter)
+            waiter = self._waiter = self._loop.create_future()
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
         if self.closed:
             return None
-        chunk, self._pending = self._pending, None
-        return HEARTBEAT if chunk is None else chunk
+        message, self._pending = self._pending, None
+        return message
 
 
 @dataclass(eq=False)
@@ -86,7 +96,7 @@ class _Topic:
     permalink: str
     subscribers: set[Subscriber] = field(default_factory=set)
     entry: CachedResponse | None = None
-    event: bytes = b""
+    event: Message = field(default_factory=dict)
     same_figures: set[str] = field(default_factory=set)  # event ids with these figures
     refreshing: bool = False
     again: bool = False  # a change arrived during a refresh: load once more after it
@@ -96,11 +106,18 @@ class StreamHub:
     """The subscribers of one process, grouped by client."""
 
     def __init__(
-        self, live: LiveStatistics, *, max_subscribers: int, retry_delay: float = 1.0
+        self,
+        live: LiveStatistics,
+        *,
+        max_subscribers: int,
+        heartbeat: float = 15.0,
+        retry_delay: float = 1.0,
     ) -> None:
         self.live = live
         self.max_subscribers = max_subscribers
+        self.heartbeat = heartbeat
         self.retry_delay = retry_delay
+        self._clock: asyncio.Task[None] | None = None
         self.count = 0  # admitted streams, including those still being set up
         self.closing = False
         self._topics: dict[str, _Topic] = {}
@@ -138,6 +155,8 @@ class StreamHub:
             self._refresh(topic)  # a change this hub had no subscriber for when it was reported
         subscriber = Subscriber(entry.permalink, owner=owner)
         topic.subscribers.add(subscriber)
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop().create_task(self._beat_forever())
         if last_event_id is None or last_event_id not in topic.same_figures:
             subscriber.deliver(topic.event)
         return subscriber
@@ -155,6 +174,8 @@ class StreamHub:
     def close(self) -> None:
         """End every stream and admit no new one (the server is shutting down)."""
         self.closing = True
+        if self._clock is not None:
+            self._clock.cancel()
         for topic in self._topics.values():
             for subscriber in topic.subscribers:
                 subscriber.close()
@@ -183,14 +204,22 @@ class StreamHub:
         if entry.private:  # turned private: only the client's own credentials may go on
             for subscriber in [s for s in topic.subscribers if not s.owner]:
                 subscriber.close()
+        topic.event = _body(encode_event(entry))  # new subscribers get the current version's id
         if old is not None and old.body == entry.body:
             if len(topic.same_figures) < _MAX_ALIASES:
                 topic.same_figures.add(str(entry.version))
             return  # a new version with the same figures: nothing to tell anyone
-        topic.event = encode_event(entry)
         topic.same_figures = {str(entry.version)}
         for subscriber in topic.subscribers:
             subscriber.deliver(topic.event)
+
+    async def _beat_forever(self) -> None:
+        """A comment on every stream once per heartbeat interval, so proxies keep them open."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            for topic in self._topics.values():
+                for subscriber in topic.subscribers:
+                    subscriber.beat()
 
     def _refresh(self, topic: _Topic) -> None:
         if topic.refreshing:
