@@ -19,7 +19,7 @@ from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
 from clientstats.api.stop_signals import on_stop_signal
-from clientstats.api.stream import StreamEndpoint
+from clientstats.api.stream import StreamEndpoint, make_room_for
 from clientstats.api.stream_hub import StreamHub
 from clientstats.cache.memory import InProcessCache
 from clientstats.cache.redis_cache import RedisCache
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> ASGIApp:
             heartbeat=settings.stream_heartbeat_interval,
         )
         app.state.stream_hub = hub
+        make_room_for(settings.stream_max_subscribers)
         app.state.authenticator = Authenticator(engine)
         worker = Worker(engine) if settings.worker_in_process else None
         app.state.wake_worker = worker.wake if worker is not None else lambda: None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import resource
 
 from starlette.datastructures import State
 from starlette.requests import Request
@@ -47,6 +48,33 @@ _HEADERS = [
 _PREFLIGHT = {name.decode(): value.decode() for name, value in PREFLIGHT_HEADERS}
 _PUBLIC_HEADERS = [*_HEADERS, (b"access-control-allow-origin", b"*")]
 _PREFIX = ["api_v4", "clients"]
+
+
+# Files a process needs besides its streams: database pool, other requests, its own files.
+SPARE_FILES = 1024
+
+
+def make_room_for(subscribers: int) -> None:
+    """Raise the open-file limit (up to the hard limit) so the streams fit.
+
+    Each stream is a socket. A process out of descriptors fails to accept any connection,
+    also plain statistics requests, well before it would refuse streams with a 503.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = subscribers + SPARE_FILES
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    raised = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if raised > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < wanted:
+        log.warning(
+            "open files limited to %d: about %d streams fit, not "
+            "CLIENTSTATS_STREAM_MAX_SUBSCRIBERS=%d (raise the hard limit, e.g. LimitNOFILE)",
+            raised,
+            raised - SPARE_FILES,
+            subscribers,
+        )
 
 
 class EventStream(Response):
