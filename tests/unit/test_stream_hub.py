@@ -70,7 +70,7 @@ async def nothing_for(subscriber: Subscriber, seconds: float = 0.05) -> None:
 
 def test_one_load_per_change_and_the_same_bytes_for_every_subscriber() -> None:
     async def scenario() -> None:
-        live, _, subs = hub_with(entry(1, 0), 50)
+        live, _, subs = hub_with(entry(1, 0), 600)  # more than one batch
         for sub in subs:
             assert await body(sub) == encode_event(entry(1, 0))
         for callback in live.on_changes:

@@ -27,6 +27,11 @@ HEARTBEAT: Message = {"type": "http.response.body", "body": b": keep-alive\n\n",
 # Versions whose figures equal the current ones that a reconnect may name: a few suffice.
 _MAX_ALIASES = 32
 _MAX_ATTEMPTS = 3  # loads per change before waiting for the next one (see _refresh)
+# Streams woken per turn of the event loop: between turns, other requests get their turn.
+_BATCH = 256
+# The streams take turns for their heartbeat: a fifteenth of them each fifteenth of the
+# interval, so that no moment wakes them all at once.
+_BEAT_SLICES = 15
 
 
 def encode_event(entry: CachedResponse) -> bytes:
@@ -46,11 +51,12 @@ class Subscriber:
     hub's single clock, so a change wakes each subscriber once and nothing else.
     """
 
-    __slots__ = ("_loop", "_pending", "_waiter", "closed", "owner", "permalink")
+    __slots__ = ("_loop", "_pending", "_waiter", "closed", "owner", "permalink", "slot")
 
-    def __init__(self, permalink: str, *, owner: bool) -> None:
+    def __init__(self, permalink: str, *, owner: bool, slot: int = 0) -> None:
         self.permalink = permalink
         self.owner = owner  # authenticated as the client itself (may read private figures)
+        self.slot = slot  # its turn for heartbeats
         self.closed = False
         self._loop = asyncio.get_running_loop()
         self._pending: Message | None = None
@@ -118,6 +124,7 @@ class StreamHub:
         self.heartbeat = heartbeat
         self.retry_delay = retry_delay
         self._clock: asyncio.Task[None] | None = None
+        self._slots = 0
         self.count = 0  # admitted streams, including those still being set up
         self.closing = False
         self._topics: dict[str, _Topic] = {}
@@ -150,10 +157,12 @@ class StreamHub:
         if topic is None:
             topic = self._topics[entry.permalink] = _Topic(entry.permalink)
         if topic.entry is None or self._is_current(entry):
-            self._install(topic, entry)
+            for receiver in self._install(topic, entry):
+                receiver.deliver(topic.event)
         if not self._is_current(topic.entry):
             self._refresh(topic)  # a change this hub had no subscriber for when it was reported
-        subscriber = Subscriber(entry.permalink, owner=owner)
+        self._slots = (self._slots + 1) % _BEAT_SLICES
+        subscriber = Subscriber(entry.permalink, owner=owner, slot=self._slots)
         topic.subscribers.add(subscriber)
         if self._clock is None:
             self._clock = asyncio.get_running_loop().create_task(self._beat_forever())
@@ -195,11 +204,11 @@ class StreamHub:
         known = self.live.versions.get(entry.permalink) if entry is not None else None
         return known is not None and entry is not None and known.version == entry.version
 
-    def _install(self, topic: _Topic, entry: CachedResponse) -> None:
-        """Make `entry` the topic's figures; an event to every subscriber if they changed."""
+    def _install(self, topic: _Topic, entry: CachedResponse) -> list[Subscriber]:
+        """Make `entry` the topic's figures; the subscribers to tell if the figures changed."""
         old = topic.entry
         if old is not None and old.version == entry.version:
-            return
+            return []
         topic.entry = entry
         if entry.private:  # turned private: only the client's own credentials may go on
             for subscriber in [s for s in topic.subscribers if not s.owner]:
@@ -208,18 +217,28 @@ class StreamHub:
         if old is not None and old.body == entry.body:
             if len(topic.same_figures) < _MAX_ALIASES:
                 topic.same_figures.add(str(entry.version))
-            return  # a new version with the same figures: nothing to tell anyone
+            return []  # a new version with the same figures: nothing to tell anyone
         topic.same_figures = {str(entry.version)}
-        for subscriber in topic.subscribers:
-            subscriber.deliver(topic.event)
+        return list(topic.subscribers)
+
+    async def _tell(self, receivers: list[Subscriber], message: Message) -> None:
+        """Hand `message` to the receivers, a batch per turn of the event loop."""
+        for start in range(0, len(receivers), _BATCH):
+            if start:
+                await asyncio.sleep(0)
+            for receiver in receivers[start : start + _BATCH]:
+                receiver.deliver(message)
 
     async def _beat_forever(self) -> None:
         """A comment on every stream once per heartbeat interval, so proxies keep them open."""
+        turn = 0
         while True:
-            await asyncio.sleep(self.heartbeat)
+            await asyncio.sleep(self.heartbeat / _BEAT_SLICES)
+            turn = (turn + 1) % _BEAT_SLICES
             for topic in self._topics.values():
                 for subscriber in topic.subscribers:
-                    subscriber.beat()
+                    if subscriber.slot == turn:
+                        subscriber.beat()
 
     def _refresh(self, topic: _Topic) -> None:
         if topic.refreshing:
@@ -245,7 +264,7 @@ class StreamHub:
                     await asyncio.sleep(self.retry_delay)
                     continue
                 failing = False
-                self._install(topic, entry)
+                await self._tell(self._install(topic, entry), topic.event)
                 attempts += 1
                 # A load that joined one begun before the change returns older figures.
                 if not topic.again and (self._is_current(entry) or attempts >= _MAX_ATTEMPTS):
