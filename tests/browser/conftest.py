@@ -146,9 +146,7 @@ class Site:
 
     def div_page(self, service: str, client: str, **attributes: str) -> str:
         """A page embedding the widget with <div data-clientstats> and the script."""
-        query = "&".join(
-            f"{k}={v}" for k, v in {"service": service, "client": client, **attributes}.items()
-        )
+        query = urlencode({"service": service, "client": client, **attributes})
         return f"{self.base_url}/div?{query}"
 
     def iframe_page(self, src: str) -> str:

@@ -41,6 +41,33 @@ READ = """host => {
 }"""
 
 
+# Every text of the widget with its colour, and the card's background.
+COLORS = """host => {
+  const root = host.shadowRoot;
+  const card = root.querySelector('.cs-card');
+  const texts = [...root.querySelectorAll('.cs-card *')]
+    .filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+    .map(e => [e.textContent, getComputedStyle(e).color]);
+  return {background: getComputedStyle(card).backgroundColor, texts: texts};
+}"""
+
+
+def luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in rgb[rgb.index("(") + 1 : -1].split(",")[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def assert_readable(target: Any) -> None:
+    """Every text of the widget has a contrast of at least 4.5:1 to its background."""
+    found = target.locator("[data-clientstats]").evaluate(COLORS)
+    background = luminance(found["background"])
+    assert found["texts"]
+    for text, color in found["texts"]:
+        lighter, darker = sorted((luminance(color), background), reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 4.5, (text, color, found["background"])
+
+
 def money(cents: int, locale: str) -> str:
     """What Intl.NumberFormat shows for an amount in euros."""
     sign = "-" if cents < 0 else ""
@@ -137,6 +164,7 @@ def test_a_page_on_another_origin_shows_the_exact_figures(
     # The site's red 40px styles stay outside the widget.
     color = page.locator(".cs-donated").evaluate("e => getComputedStyle(e).color")
     assert color == "rgb(31, 41, 55)"
+    assert_readable(page)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.locator(".cs-card").screenshot(path=str(SCREENSHOT), animations="disabled")
     assert origins(page.requested) <= {service.base_url, site.base_url}
@@ -152,6 +180,19 @@ def test_english_figures_in_the_iframe(page: Any, service: RunningServer, site: 
     fill = frame.locator(".cs-fill").evaluate("e => getComputedStyle(e).backgroundColor")
     assert fill == "rgb(180, 83, 9)"
     assert origins(page.requested) <= {service.base_url, site.base_url}
+
+
+def test_colours_a_page_asks_for_keep_the_text_readable(
+    page: Any, service: RunningServer, site: Site
+) -> None:
+    # Dark grey on dark grey: the widget picks a readable text colour instead.
+    page.goto(site.div_page(service.base_url, "zeitung", background="#333333", text="#444444"))
+    shown(page)
+    assert (
+        page.locator(".cs-card").evaluate("e => getComputedStyle(e).backgroundColor")
+        == "rgb(51, 51, 51)"
+    )
+    assert_readable(page)
 
 
 def test_a_pledge_shows_in_the_open_page_without_a_reload(
