@@ -80,7 +80,7 @@ def _duration_ms(text: str) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process and its live descendants (uvicorn's worker
+    """User plus system CPU time a process and its live descendants (the API
     processes with `--workers N`) have used so far (Linux /proc)."""
     total = 0.0
     for member in _process_tree(pid):
@@ -368,7 +368,7 @@ def _report(
         f"- clientstats serve: `--workers {args.workers}`, database {backend}, "
         + (f"Redis cache at `{args.redis_url}`" if args.redis_url else "no Redis")
         + "; the raw ASGI app always runs 1 worker, and the server CPU figures of clientstats "
-        "sum the uvicorn supervisor and its worker processes",
+        "sum the supervisor (gunicorn's arbiter with --workers N) and its worker processes",
         f"- load: `wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency` "
         f"per run, {args.rounds} rounds, {args.warmup} s warm-up per server; "
         "wrk shares the cores with the server",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ def make_app(body: bytes, headers: list[tuple[bytes, bytes]]) -> ASGIApp:
 
 def main() -> None:
     """Serve the recorded response with the server options of `clientstats serve`."""
-    import uvicorn
+    from clientstats.serving import listen, serve_in_this_process
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -61,15 +60,9 @@ def main() -> None:
     args = parser.parse_args()
     recorded = json.loads(args.response.read_text())
     headers = [(name.encode(), value.encode()) for name, value in recorded["headers"]]
-    # The same call as clientstats.cli.serve, so the server stack is identical.
-    uvicorn.run(
-        make_app(recorded["body"].encode(), headers),
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        access_log=False,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+    # What `clientstats serve` calls for one process, so the server stack is identical.
+    serve_in_this_process(
+        make_app(recorded["body"].encode(), headers), listen(args.host, args.port)
     )
 
 

@@ -159,7 +159,7 @@ _ACTIONS = (
     ("conflict", 1),
     ("forwarding", 4),
     ("round_trip", 3),
-    ("revocation", 4),
+    ("revocation", 5),
     ("bad", 1),
 )
 _ACTION_NAMES = tuple(name for name, weight in _ACTIONS for _ in range(weight))
@@ -346,9 +346,12 @@ class _StreamBuilder:
         return lines[self.draw(st.integers(0, len(lines) - 1))]
 
     def revocation(self) -> None:
-        if self.revocations and self.chance(15):
+        roll = self.draw(st.integers(1, 100))
+        if self.revocations and roll <= 15:  # revoked twice (maybe both before the donation)
             event = dict(self.pick_line(self.revocations))
-        elif self.money_lines and not self.chance(10):
+        elif roll <= 40:  # out of order: one of the next tokens, booked later or never
+            event = revocation_event(f"t{self.tokens + self.draw(st.integers(1, 4))}")
+        elif self.money_lines and roll <= 92:
             event = revocation_event(self.pick_line(self.money_lines)["token"])
         else:
             event = revocation_event("never-booked")
@@ -378,6 +381,8 @@ def event_streams(draw: st.DrawFn, *, max_actions: int = 40) -> list[Line]:
 
     Expect rejections among them: unknown references, closed projects, pools of clients
     without a pool, conflicting repeats, reused client references and malformed lines.
+    Revocations come in order and out of order: before their donation or forwarding, for
+    tokens never booked, and twice.
     """
     builder = _StreamBuilder(draw)
     builder.prologue()

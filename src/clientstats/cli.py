@@ -75,37 +75,14 @@ def main() -> None:
 @one_line_errors
 def serve(host: str, port: int, no_worker: bool, workers: int) -> None:
     """Run the HTTP API."""
-    import uvicorn
-
-    from clientstats.api.app import create_app
-    from clientstats.api.stop_signals import exit_quietly_after_stop_signals
+    from clientstats import serving
 
     config = settings()
     if no_worker:
         config = config.model_copy(update={"worker_in_process": False})
+    sock = serving.listen(host, port)  # first: a busy port needs no database to be told
     _engine(config).dispose()
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_level": "info",
-        "access_log": False,
-        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
-        "http": "httptools",
-    }
-    exit_quietly_after_stop_signals()  # a graceful stop exits with status 0
-    if workers == 1:
-        uvicorn.run(create_app(config), **options)
-        return
-    # Each process builds its app from the environment, so pass the flag on through it.
-    if no_worker:
-        os.environ["CLIENTSTATS_WORKER_IN_PROCESS"] = "false"
-    uvicorn.run(
-        "clientstats.api.asgi:app_from_environment",
-        factory=True,
-        workers=workers,
-        timeout_worker_healthcheck=30,  # a loaded 2-core machine can start a process slowly
-        **options,
-    )
+    serving.run(config, sock, workers=workers)
 
 
 @main.command(name="migrate")
@@ -221,6 +198,14 @@ def verify_command(base_url: str | None) -> None:
         click.echo(f"warning: pool of {client_id} is negative ({balance} cents)")
     if skipped:
         click.echo(f"note: {skipped} private client(s) not asked at {base_url} (credentials)")
+    unmet = list(report.unmet_revocations.items())
+    for token, revoked_at in unmet[:MAX_REPORTED_LINES]:
+        click.echo(
+            f"warning: revocation of {token} ({revoked_at.isoformat()}) never met its donation "
+            "(none has that token)"
+        )
+    if len(unmet) > MAX_REPORTED_LINES:
+        click.echo(f"warning: ... and {len(unmet) - MAX_REPORTED_LINES} more such revocations")
     click.echo(
         f"verified {report.clients} clients over {report.entries} ledger entries: "
         f"{len(report.differences) + len(served)} difference(s)"
@@ -273,10 +258,11 @@ def reconcile(client_id: str, file: str) -> None:
     from clientstats.services.reconciliation import reconcile as run_reconcile
 
     engine = _engine(settings())
+    # Bytes, not text: the file must be UTF-8 whatever the locale says about stdin.
     if file == "-":
-        findings = run_reconcile(engine, client_id, sys.stdin)
+        findings = run_reconcile(engine, client_id, sys.stdin.buffer)
     else:
-        with open(file, encoding="utf-8-sig", newline="") as stream:
+        with open(file, "rb") as stream:
             findings = run_reconcile(engine, client_id, stream)
     for finding in findings:
         click.echo(f"{finding.kind}\t{finding.client_reference}\t{finding.detail}")

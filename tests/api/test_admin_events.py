@@ -29,8 +29,10 @@ def ok_summary(lines: int, applied: int, unchanged: int = 0) -> dict[str, Any]:
         "lines": lines,
         "applied": applied,
         "unchanged": unchanged,
+        "deferred": 0,
         "failed": 0,
         "rejected": 0,
+        "blank": 0,
         "links": [],
     }
 
@@ -140,6 +142,29 @@ def test_a_good_body_is_200_with_its_summary(seeded_server: RunningServer) -> No
     assert (body["donated_amount_in_cents"], body["open_amount_in_cents"]) == (2500, 7500)
 
 
+def test_blank_lines_and_early_revocations_are_counted_and_add_up(
+    seeded_server: RunningServer,
+) -> None:
+    permalink = unique_permalink("early")
+    events = new_client_events(permalink, requested=10_000)
+    project = events[1]["id"]
+    lines = [
+        ndjson(events),  # 1-4
+        b"\n",  # 5: blank
+        ndjson([{"event": "revocation", "token": f"{permalink}-1"}]),  # 6: kept
+        b"  \r\n",  # 7: blank
+        ndjson([donation(f"{permalink}-1", project, 2500)]),  # 8: booked and revoked at once
+        ndjson([donation(f"{permalink}-2", project, 700)]),  # 9
+    ]
+    response = post_events(seeded_server.base_url, b"".join(lines))
+    assert response.status_code == 200, response.text
+    summary = response.json()
+    assert summary == {**ok_summary(lines=9, applied=6), "deferred": 1, "blank": 2}
+    counts = ("applied", "unchanged", "deferred", "failed", "rejected", "blank")
+    assert sum(summary[key] for key in counts) == summary["lines"]
+    assert figures(seeded_server, permalink)["donated_amount_in_cents"] == 700
+
+
 def test_an_empty_body_is_200_with_nothing_applied(seeded_server: RunningServer) -> None:
     response = post_events(seeded_server.base_url, b"")
     assert response.status_code == 200
@@ -163,7 +188,7 @@ def test_bad_lines_are_422_by_line_number_and_every_good_line_is_applied(
         b"{not json\n",  # 3
         ndjson([donation(f"{permalink}-b", project, 0)]),  # 4: amount must be >= 1
         ndjson([donation(f"{permalink}-c", project, 2000, "client", client_id=permalink)]),  # 5
-        ndjson([{"event": "revocation", "token": f"{permalink}-never"}]),  # 6
+        ndjson([{"event": "revocation", "token": f"{permalink}-never"}]),  # 6: kept
         ndjson([donation(f"{permalink}-d", 987_654_321, 500)]),  # 7: unknown project
         ndjson([too_much]),  # 8: the pool is empty
         ndjson([donation(f"{permalink}-a", project, 1001)]),  # 9: token reused, other amount
@@ -172,13 +197,32 @@ def test_bad_lines_are_422_by_line_number_and_every_good_line_is_applied(
     ]
     response = post_events(seeded_server.base_url, b"".join(lines))
     error = assert_error(response, 422)
-    assert sorted(error["errors"]) == sorted(f"line {n}" for n in (3, 4, 6, 7, 8, 9))
+    assert sorted(error["errors"]) == sorted(f"line {n}" for n in (3, 4, 7, 8, 9))
     assert "pool_empty" in error["errors"]["line 8"][0]
     assert "amount_in_cents" in error["errors"]["line 4"][0]
     body = figures(seeded_server, permalink)
     assert body["donated_amount_in_cents"] == 1000 + 300
     assert body["client_donated_amount_in_cents"] == 0
     assert body["pool_balance_in_cents"] == 0
+
+
+def test_a_line_that_is_not_utf8_is_rejected_by_itself_in_plain_words(
+    seeded_server: RunningServer,
+) -> None:
+    permalink, project = fresh_client(seeded_server)
+    lines = [
+        ndjson([donation(f"{permalink}-a", project, 1000)]),  # 1
+        b'{"event": "client", "id": "' + permalink.encode() + b'", "name": "M\xfcller"}\n',  # 2
+        b"\xff\xfe{\x00}\x00\n",  # 3: UTF-16
+        ndjson([donation(f"{permalink}-b", project, 500)]),  # 4
+    ]
+    error = assert_error(post_events(seeded_server.base_url, b"".join(lines)), 422)
+    at = len(f'{{"event": "client", "id": "{permalink}", "name": "M') + 1
+    assert error["errors"] == {
+        "line 2": [f"line: is not valid UTF-8 text (byte {at} of the line)"],
+        "line 3": ["line: is not valid UTF-8 text (byte 1 of the line)"],
+    }
+    assert figures(seeded_server, permalink)["donated_amount_in_cents"] == 1500
 
 
 def test_the_same_body_twice_changes_nothing_the_second_time(

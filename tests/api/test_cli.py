@@ -81,8 +81,10 @@ def seeded_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         "lines": n,
         "applied": n,
         "unchanged": 0,
+        "deferred": 0,
         "failed": 0,
         "rejected": 0,
+        "blank": 0,
     }
     yield url, seed
 
@@ -101,8 +103,10 @@ def test_importing_the_same_file_again_changes_nothing(seeded_cli: tuple[str, Pa
         "lines": n,
         "applied": reapplied,
         "unchanged": n - reapplied,
+        "deferred": 0,
         "failed": 0,
         "rejected": 0,
+        "blank": 0,
     }
     printed = run_cli(url, "stats", "volksfreund")
     assert printed.stdout == compact(reference_body("volksfreund")) + b"\n"
@@ -118,7 +122,7 @@ def test_import_with_bad_lines_exits_1_lists_them_and_applies_the_rest(
             ndjson(events),  # 1-4
             b"this is not json\n",  # 5
             ndjson([donation("ok-1", project, 1200)]),  # 6
-            ndjson([{"event": "revocation", "token": "unknown"}]),  # 7
+            ndjson([{"event": "revocation", "token": "unknown"}]),  # 7: kept, not an error
             b"\n",  # 8: blank
             ndjson([donation("bad", project, -5)]),  # 9
             ndjson(
@@ -142,14 +146,16 @@ def test_import_with_bad_lines_exits_1_lists_them_and_applies_the_rest(
     lines = stderr_lines(result)
     numbers = [int(m.group(1)) for m in map(LINE_ERROR.fullmatch, lines) if m]
     assert len(numbers) == len(lines), lines
-    assert numbers == [5, 7, 9, 10]
-    assert "pool_empty" in lines[3]
+    assert numbers == [5, 9, 10]
+    assert "pool_empty" in lines[2]
     assert summary(result) == {
         "lines": 11,
         "applied": 6,
         "unchanged": 0,
+        "deferred": 1,
         "failed": 1,
-        "rejected": 3,
+        "rejected": 2,
+        "blank": 1,
     }
     printed = run_cli(sqlite_url, "stats", "cli")
     assert json.loads(printed.stdout)["donated_amount_in_cents"] == 2000
@@ -200,6 +206,30 @@ def test_verify_exits_0_on_a_consistent_ledger(seeded_cli: tuple[str, Path]) -> 
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     last = result.stdout.decode().strip().splitlines()[-1]
     assert re.fullmatch(r"verified 7 clients over \d+ ledger entries: 0 difference\(s\)", last)
+
+
+def test_verify_warns_of_revocations_that_never_met_their_donation(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    events = new_client_events("warned", requested=10_000)
+    project = events[1]["id"]
+    events += [
+        {"event": "revocation", "token": "late", "created_at": "2024-05-01T10:00:00+02:00"},
+        {"event": "revocation", "token": "lost"},
+        donation("late", project, 700),  # meets its revocation
+    ]
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(ndjson(events))
+    assert run_cli(sqlite_url, "import", str(path)).returncode == 0
+    result = run_cli(sqlite_url, "verify")
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    printed = result.stdout.decode().strip().splitlines()
+    assert len(printed) == 2
+    assert re.fullmatch(
+        r"warning: revocation of lost \(\S+\) never met its donation \(none has that token\)",
+        printed[0],
+    )
+    assert re.fullmatch(r"verified 1 clients over 1 ledger entries: 0 difference\(s\)", printed[1])
 
 
 def test_migrate_works_on_an_empty_database_and_again(sqlite_url: str) -> None:

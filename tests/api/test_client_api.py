@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from clientstats.services.statistics import get_snapshot_or_raise
 from clientstats.storage.database import make_engine
+from tests.api.conftest import assert_error as assert_platform_error
 from tests.conftest import (
     ADMIN_TOKEN,
     RunningServer,
@@ -335,6 +336,13 @@ INVALID_PLEDGES: list[tuple[str, dict[str, Any], str, tuple[str, str]]] = [
     ("amount zero", {"amount_in_cents": 0}, "amount_in_cents", _RANGE),
     ("amount negative", {"amount_in_cents": -100}, "amount_in_cents", _RANGE),
     ("amount above max", {"amount_in_cents": 1_000_001}, "amount_in_cents", _RANGE),
+    (
+        "amount beyond 64 bits",
+        {"amount_in_cents": 99999999999999999999999},
+        "amount_in_cents",
+        _RANGE,
+    ),
+    ("amount 1e23", {"amount_in_cents": 1e23}, "amount_in_cents", _RANGE),
     ("amount string", {"amount_in_cents": "1000"}, "amount_in_cents", _INTEGER),
     ("amount float", {"amount_in_cents": 10.5}, "amount_in_cents", _INTEGER),
     ("amount bool", {"amount_in_cents": True}, "amount_in_cents", _INTEGER),
@@ -424,6 +432,28 @@ INVALID_PLEDGES: list[tuple[str, dict[str, Any], str, tuple[str, str]]] = [
         ("is too long (at most 2000 characters)", "ist zu lang (höchstens 2000 Zeichen)"),
     ),
     ("message list", {"message": ["hi"]}, "message", ("must be a string", "muss ein Text sein")),
+    ("message empty", {"message": ""}, "message", ("must not be blank", "darf nicht leer sein")),
+    (
+        "country AA",
+        {"country_code": "AA"},
+        "country_code",
+        (
+            "is not an ISO 3166-1 alpha-2 country code",
+            "ist kein Ländercode nach ISO 3166-1 alpha-2",
+        ),
+    ),
+    (
+        "tracking_via control",
+        {"tracking_via": "news\u007fletter"},
+        "tracking_via",
+        ("must not contain control characters", "darf keine Steuerzeichen enthalten"),
+    ),
+    (
+        "address null",
+        {"street": None},
+        "street",
+        _REQUIRED,
+    ),
     (
         "unknown field",
         {"donor_name": "x"},
@@ -498,6 +528,76 @@ def test_a_pledge_with_every_optional_field_is_accepted(api: Api) -> None:
     assert api.settled("vf", "donation_pledges", request_id)["state"] == "confirmed"
 
 
+def test_null_is_a_left_out_optional_field(api: Api) -> None:
+    body = pledge_body(tracking_via=None, earmark=None, message=None, validate_address=None)
+    assert api.book("vf", body)["state"] == "confirmed"
+    pool = {"amount_in_cents": 100, "client_reference": unique(), "validate_address": False}
+    assert api.book("vf", {**pool, **dict.fromkeys(ADDRESS)}, None)["state"] == "confirmed"
+
+
+def pledge_amount_written(api: Api, written: str, locale: str = "de") -> httpx.Response:
+    """POST a valid pledge whose amount is spelled exactly as `written` in the JSON text."""
+    body = json.dumps(pledge_body(reference=unique()), separators=(",", ":"))
+    body = body.replace('"amount_in_cents":1000', f'"amount_in_cents":{written}', 1)
+    json_type = {"content-type": "application/json"}
+    return api.pledge("vf", None, content=body.encode(), headers=json_type, locale=locale)
+
+
+@pytest.mark.parametrize(
+    ("written", "cents"), [("5.0", 5), ("5e0", 5), ("500e-2", 5), ("1.0E3", 1000)]
+)
+def test_an_amount_without_a_fraction_is_that_integer_however_written(
+    api: Api, written: str, cents: int
+) -> None:
+    before = api.fresh_stats("vf")
+    response = pledge_amount_written(api, written)
+    request_id = accepted_id(response, api, "vf", "donation_pledges")
+    assert api.settled("vf", "donation_pledges", request_id)["state"] == "confirmed"
+    expected = with_delta(before, **donated(cents))
+    assert api.stats_become("vf", expected) == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("5.000000000000000001", _INTEGER),  # a binary float would read 5.0
+        ("999999.99999999999999", _INTEGER),
+        ("1e400", _RANGE),  # beyond a double
+        ("-1e999999999", _RANGE),
+    ],
+)
+def test_amounts_a_float_cannot_hold_are_judged_as_written(
+    api: Api, written: str, words: tuple[str, str]
+) -> None:
+    for locale, worded in zip(("en", "de"), words, strict=True):
+        response = pledge_amount_written(api, written, locale)
+        assert assert_error(response, 422)["errors"] == {"amount_in_cents": [worded]}
+
+
+@pytest.mark.parametrize("locale", ["en", "de"])
+def test_a_forwarding_amount_beyond_64_bits_is_out_of_range(api: Api, locale: str) -> None:
+    body = {"amount_in_cents": 10**30, "client_reference": unique()}
+    errors = assert_error(api.forwarding("vf", FORWARD_TARGET, body, locale=locale), 422)["errors"]
+    words = {
+        "en": "must be between 1 and 100000000000",
+        "de": "muss zwischen 1 und 100000000000 liegen",
+    }
+    assert errors == {"amount_in_cents": [words[locale]]}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"amount_in_cents": 1000, "client_reference": "r", "first_name": "M\xfcller"}',
+        '{"amount_in_cents": 1000}'.encode("utf-16"),
+        b"\xff",
+    ],
+)
+def test_a_body_that_is_not_utf8_is_400_in_plain_words(api: Api, content: bytes) -> None:
+    response = api.pledge("vf", None, content=content, headers={"content-type": "application/json"})
+    assert assert_error(response, 400)["message"] == "The request body is not valid UTF-8 JSON"
+
+
 @pytest.mark.parametrize("locale", ["en", "de"])
 def test_invalid_forwarding_requests_are_422(api: Api, locale: str) -> None:
     body = {"amount_in_cents": 0, "client_reference": "a b", "email": "x@y.de"}
@@ -537,6 +637,7 @@ def bad_requests(api: Api) -> list[tuple[int, Callable[[], httpx.Response]]]:
         (415, lambda: raw(valid, None)),
         (400, lambda: raw(b'{"amount_in_cents": 1')),
         (400, lambda: raw(b"")),
+        (400, lambda: raw(valid.replace(b"Erika", b"Erik\xe4"))),  # Latin-1, not UTF-8
         (413, lambda: raw(big)),
         (413, lambda: raw(chunked())),
         (422, lambda: api.pledge("vf", [pledge_body()])),
@@ -766,16 +867,14 @@ def test_forwardings_fail_with_the_codes_of_section_4_4(
     assert api.ledger_stats(client) == before
 
 
-def test_a_reference_of_a_pledge_cannot_be_reused_by_a_forwarding(api: Api) -> None:
+def test_a_reference_of_a_pledge_reused_by_a_forwarding_is_a_conflict(api: Api) -> None:
     reference = unique()
-    api.book("vf", pledge_body(reference=reference))
+    pledged = api.book("vf", pledge_body(reference=reference))
     body = {"amount_in_cents": 1, "client_reference": reference}
-    for locale, words in (
-        ("en", "is already used by another kind of request"),
-        ("de", "wird schon von einer anderen Art von Auftrag verwendet"),
-    ):
+    for locale in ("en", "de"):
         response = api.forwarding("vf", FORWARD_TARGET, body, locale=locale)
-        assert assert_error(response, 422)["errors"] == {"client_reference": [words]}
+        href = api.url("vf", f"donation_pledges/{pledged['id']}.json", locale)
+        assert_platform_error(response, 409, links=[{"rel": "location", "href": href}])
 
 
 def test_the_same_reference_of_two_clients_books_two_donations(api: Api) -> None:

@@ -5,10 +5,11 @@
 #   - a `#` line is a comment: the story and the arithmetic, in plain words;
 #   - `# expect CLIENT: {...}` gives all 8 figures of CLIENT after the event lines above
 #     it (the JSON may continue over the following `#` lines);
-#   - `# expect negative pools: {...}` gives what verify() warns about at that point
-#     (none if not given);
-#   - `# expect rejected: 7, 9` and `# expect failed: 12 pool_empty` name the lines, by
-#     their line number in the file, that are rejected and the forwardings that fail.
+#   - `# expect negative pools: {...}` and `# expect unmet revocations: [...]` give what
+#     verify() warns about at that point (none if not given);
+#   - `# expect rejected: 7, 9`, `# expect deferred: 8` and `# expect failed: 12 pool_empty`
+#     name the lines, by their line number in the file, that are rejected, the revocations
+#     kept until their donation arrives and the forwardings that fail.
 # Each scenario runs in a MemoryBook, imported into SQLite and PostgreSQL (checkpoint by
 # checkpoint, line by line, and as one batch) and checked by verify(); then it is imported a
 # second time, which must leave the final figures as they are.
@@ -47,6 +48,7 @@ class Checkpoint:
     line: int
     figures: dict[str, Figures] = field(default_factory=dict)
     negative_pools: dict[str, int] = field(default_factory=dict)
+    unmet_revocations: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Scenario:
     checkpoints: list[Checkpoint]
     rejected: set[int]
     failed: dict[int, str]
+    deferred: set[int] = field(default_factory=set)
 
     @property
     def last_line(self) -> int:
@@ -70,8 +73,11 @@ class Outcomes:
 
     figures: dict[int, dict[str, Figures]] = field(default_factory=dict)
     negative_pools: dict[int, dict[str, int]] = field(default_factory=dict)
+    unmet_revocations: dict[int, list[str]] = field(default_factory=dict)
     rejected: dict[int, str] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
+    deferred: int = 0  # how many lines; the database reports no line numbers for them
+    deferred_lines: set[int] | None = None
 
 
 # --- reading scenario files ------------------------------------------------------------------
@@ -134,6 +140,9 @@ def parse_scenario(path: Path) -> Scenario:
         if subject == "failed":
             scenario.failed.update(_failures(value))
             continue
+        if subject == "deferred":
+            scenario.deferred |= _line_numbers(value)
+            continue
         decoded, index = _read_json(value, lines, index, where=f"{path.name}:{number}")
         assert scenario.events, f"{path.name}:{number}: expectation before any event"
         at = max(scenario.events)
@@ -141,6 +150,9 @@ def parse_scenario(path: Path) -> Scenario:
         if subject == "negative pools":
             assert isinstance(decoded, dict), f"{path.name}:{number}: negative pools"
             checkpoint.negative_pools = dict(decoded)
+        elif subject == "unmet revocations":
+            assert isinstance(decoded, list), f"{path.name}:{number}: unmet revocations"
+            checkpoint.unmet_revocations = decoded
         else:
             checkpoint.figures[subject] = _figures(subject, decoded)
     scenario.checkpoints = [checkpoints[line] for line in sorted(checkpoints)]
@@ -155,7 +167,7 @@ def _check_scenario(path: Path, scenario: Scenario) -> None:
         f"{path.name}: the figures after the last event must be expected"
     )
     assert all(c.figures for c in scenario.checkpoints), f"{path.name}: a checkpoint has no figures"
-    named = scenario.rejected | set(scenario.failed)
+    named = scenario.rejected | set(scenario.failed) | scenario.deferred
     assert named <= set(scenario.events), f"{path.name}: expected lines that are not events"
 
 
@@ -184,7 +196,7 @@ def run_in_memory(
 ) -> tuple[Outcomes, MemoryBook]:
     """Apply every event line to a MemoryBook, noting figures at each checkpoint."""
     book = MemoryBook() if book is None else book
-    outcomes = Outcomes()
+    outcomes = Outcomes(deferred_lines=set())
     checkpoints = {c.line: c for c in scenario.checkpoints}
     now = datetime.now(UTC)
     for number, text in sorted(scenario.events.items()):
@@ -196,6 +208,10 @@ def run_in_memory(
             result = book.apply(event)
             if isinstance(result, BookingRejected):
                 outcomes.rejected[number] = str(result)
+            elif result is Outcome.DEFERRED:
+                assert outcomes.deferred_lines is not None
+                outcomes.deferred_lines.add(number)
+                outcomes.deferred += 1
             elif result is Outcome.FAILED:
                 assert isinstance(event, ForwardingEvent)
                 booked = book.get_donation(event.forwarding.token)
@@ -205,6 +221,7 @@ def run_in_memory(
             clients = checkpoints[number].figures
             outcomes.figures[number] = {c: _as_figures(book.statistics(c)) for c in clients}
             outcomes.negative_pools[number] = _memory_negative_pools(book)
+            outcomes.unmet_revocations[number] = list(book.unmet_revocations())
     return outcomes, book
 
 
@@ -238,12 +255,14 @@ def run_in_database(engine: Engine, scenario: Scenario, *, batch_size: int) -> O
             code = _FAILURE_CODE.search(failure.reason)
             outcomes.failed[failure.line] = code.group(1) if code else failure.reason
         assert report.failed == len(report.failures)
+        outcomes.deferred += report.deferred
         outcomes.figures[checkpoint.line] = {
             c: _served_figures(engine, c) for c in checkpoint.figures
         }
         verification = verify(engine)
         assert verification.differences == [], f"after line {checkpoint.line}"
         outcomes.negative_pools[checkpoint.line] = verification.negative_pools
+        outcomes.unmet_revocations[checkpoint.line] = list(verification.unmet_revocations)
         after = checkpoint.line
     return outcomes
 
@@ -255,11 +274,15 @@ def assert_expected(scenario: Scenario, outcomes: Outcomes) -> None:
     """Every hand-computed expectation of the scenario holds for these outcomes."""
     assert sorted(outcomes.rejected) == sorted(scenario.rejected), outcomes.rejected
     assert outcomes.failed == scenario.failed
+    assert outcomes.deferred == len(scenario.deferred)
+    if outcomes.deferred_lines is not None:
+        assert outcomes.deferred_lines == scenario.deferred
     for checkpoint in scenario.checkpoints:
         at = f"{scenario.name} after line {checkpoint.line}"
         for client, expected in checkpoint.figures.items():
             assert outcomes.figures[checkpoint.line][client] == expected, f"{at}: {client}"
         assert outcomes.negative_pools[checkpoint.line] == checkpoint.negative_pools, at
+        assert outcomes.unmet_revocations[checkpoint.line] == checkpoint.unmet_revocations, at
 
 
 def _final_expectation(scenario: Scenario) -> Scenario:
@@ -276,6 +299,7 @@ def test_scenario_in_memory(scenario: Scenario) -> None:
     final = scenario.checkpoints[-1]
     assert again.figures[final.line] == final.figures
     assert again.negative_pools[final.line] == final.negative_pools
+    assert again.unmet_revocations[final.line] == final.unmet_revocations
     assert again.failed == {}
 
 
@@ -290,6 +314,7 @@ def test_scenario_in_database(engine: Engine, scenario: Scenario, batch_size: in
     final = scenario.checkpoints[-1]
     assert again.figures[final.line] == final.figures
     assert again.negative_pools[final.line] == final.negative_pools
+    assert again.unmet_revocations[final.line] == final.unmet_revocations
     assert again.failed == {}
 
 
@@ -297,6 +322,7 @@ def test_scenario_in_database_as_one_batch(engine: Engine, scenario: Scenario) -
     """The whole file in one transaction: later lines see what earlier ones booked."""
     whole = _final_expectation(scenario)
     whole.rejected, whole.failed = scenario.rejected, scenario.failed
+    whole.deferred = scenario.deferred
     outcomes = run_in_database(engine, whole, batch_size=10_000)
     assert_expected(whole, outcomes)
     memory, _ = run_in_memory(scenario)
@@ -306,6 +332,7 @@ def test_scenario_in_database_as_one_batch(engine: Engine, scenario: Scenario) -
     final = scenario.checkpoints[-1]
     assert again.figures[final.line] == final.figures
     assert again.negative_pools[final.line] == final.negative_pools
+    assert again.unmet_revocations[final.line] == final.unmet_revocations
     assert again.failed == {}
 
 

@@ -114,7 +114,37 @@ def reasons_of(line: str) -> str:
 def test_blank_lines_are_skipped_but_keep_their_numbers(engine: Engine) -> None:
     report = run(engine, [client_event("vf"), "", "   \t", "{", project_event(1), ""])
     assert reasons(report) == {4: reasons_of("{")}
-    assert (report.lines, report.applied, report.unchanged) == (6, 2, 0)
+    assert (report.lines, report.applied, report.unchanged, report.blank) == (6, 2, 0, 3)
+
+
+EVERY_OUTCOME: list[Line] = [
+    "",  # 1: blank
+    *REFERENCE,  # 2-10: applied
+    "\t",  # 11: blank
+    donation_event("d1", 700, project=1),  # 12: applied
+    donation_event("d1", 700, project=1),  # 13: unchanged
+    revocation_event("d2"),  # 14: deferred
+    forwarding_event("f1", "vf", 1, 500),  # 15: failed (the pool is empty)
+    "{",  # 16: rejected
+    donation_event("d3", 700, project=99),  # 17: rejected (unknown project)
+    "  ",  # 18: blank
+    client_event("vf", pool=True),  # 19: unchanged
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 1000])
+def test_the_summary_counts_add_up_to_the_lines_read(engine: Engine, batch_size: int) -> None:
+    summary = run(engine, EVERY_OUTCOME, batch_size=batch_size).summary()
+    assert summary == {
+        "lines": 19,
+        "applied": 10,
+        "unchanged": 2,
+        "deferred": 1,
+        "failed": 1,
+        "rejected": 2,
+        "blank": 3,
+    }
+    assert summary["lines"] == sum(v for k, v in summary.items() if k != "lines")
 
 
 def test_an_empty_import_does_nothing(engine: Engine) -> None:
@@ -123,8 +153,10 @@ def test_an_empty_import_does_nothing(engine: Engine) -> None:
         "lines": 0,
         "applied": 0,
         "unchanged": 0,
+        "deferred": 0,
         "failed": 0,
         "rejected": 0,
+        "blank": 0,
     }
     assert report.ok
 

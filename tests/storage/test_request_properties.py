@@ -272,17 +272,10 @@ def accept(engine: Engine, model: Model, op: tuple[Any, ...]) -> None:
             amount,
         )
         return
-    except client_requests.RequestInvalid as invalid:
-        # A reference already taken by the other kind of request is refused as invalid...
-        assert known is not None and known.kind is not kind
-        assert [p.code for p in invalid.errors["client_reference"]] == [
-            "reference_used_by_other_kind"
-        ]
-        return
     except client_requests.RequestConflict as conflict:
-        # ...and by a different request of the same kind as a conflict, naming the stored one.
-        assert known is not None and known.kind is kind
-        assert (known.project, known.amount) != (project, amount)
+        # A reference taken by another request, of either kind, is a conflict naming it.
+        assert known is not None
+        assert (known.kind, known.project, known.amount) != (kind, project, amount)
         assert conflict.stored.id == known.id
         return
     if known is not None:

@@ -370,6 +370,25 @@ def test_bad_lines_are_reported_under_line(line: str | bytes) -> None:
     assert list(caught.value.errors) == ["line"]
 
 
+@pytest.mark.parametrize(
+    ("line", "byte"),
+    [
+        (b'{"event": "client", "id": "a", "name": "\xff"}', 41),
+        (b"\xc3", 1),  # a character cut short
+        ('{"event": "client", "id": "a", "name": "a"}'.encode("utf-16"), 1),
+    ],
+)
+def test_a_line_that_is_not_utf8_says_so_and_where(line: bytes, byte: int) -> None:
+    with pytest.raises(EventInvalid) as caught:
+        parse_line(line, now=NOW)
+    assert caught.value.errors == {"line": [f"is not valid UTF-8 text (byte {byte} of the line)"]}
+
+
+def test_a_byte_order_mark_is_ignored() -> None:
+    line = '\ufeff{"event": "client", "id": "a", "name": "A"}'.encode()
+    assert parse_line(line, now=NOW) == parse_line(line[3:], now=NOW)
+
+
 def test_float_overflow_is_not_an_integer() -> None:
     with pytest.raises(EventInvalid) as caught:
         parse_line('{"event": "project", "id": 1e400, "title": "x"}', now=NOW)

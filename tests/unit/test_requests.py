@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from clientstats.domain.events import DonationEvent, ForwardingEvent
 from clientstats.domain.ledger import Channel, Client, FailureCode, Project
-from clientstats.domain.requests import (
+from clientstats.domain.request_fields import (
     ADDRESS_FIELDS,
+    BLANK,
+    HAS_CONTROL,
     MAX_PLEDGE_CENTS,
+)
+from clientstats.domain.requests import (
     ClientRequest,
     Problem,
     RequestKind,
@@ -125,7 +131,7 @@ def test_address_fields_given_are_still_checked_when_validate_address_is_false()
     assert codes(body) == {"email": ["invalid_email"], "country_code": ["invalid_country"]}
 
 
-@pytest.mark.parametrize("flag", ["false", 0, None, "no"])
+@pytest.mark.parametrize("flag", ["false", 0, "no"])
 def test_validate_address_must_be_a_boolean(flag: object) -> None:
     body = {"amount_in_cents": 100, "client_reference": "r1", "validate_address": flag}
     # Anything but `false` leaves the address check on.
@@ -133,6 +139,55 @@ def test_validate_address_must_be_a_boolean(flag: object) -> None:
         "validate_address": ["not_a_boolean"],
         **{f: ["required"] for f in ADDRESS_FIELDS},
     }
+
+
+def test_null_counts_as_left_out_for_every_optional_field() -> None:
+    nulls = {"tracking_via": None, "earmark": None, "message": None, "validate_address": None}
+    assert codes(pledge(**nulls)) == {}
+    no_address = {"amount_in_cents": 100, "client_reference": "r1", "validate_address": False}
+    assert codes({**no_address, **dict.fromkeys(ADDRESS_FIELDS)}) == {}
+    assert (
+        validate_forwarding({"amount_in_cents": 1, "client_reference": "f", "tracking_via": None})
+        == {}
+    )
+
+
+def test_null_is_no_address_where_one_is_required() -> None:
+    body = {**pledge(), "validate_address": None, "city": None}
+    assert codes(body) == {"city": ["required"]}
+
+
+def test_blank_is_the_white_space_python_knows_that_is_no_control_character() -> None:
+    blank, control = re.compile(f"[{BLANK}]"), re.compile(HAS_CONTROL)
+    for char in map(chr, range(0x110000)):
+        expected = char.isspace() and not control.match(char)
+        assert bool(blank.match(char)) == expected, hex(ord(char))
+
+
+@pytest.mark.parametrize("text", ["\x7f", "a\x85b", "\x9f"])
+def test_every_control_character_is_refused_not_only_the_ascii_ones(text: str) -> None:
+    assert codes(pledge(message=text)) == {"message": ["control_characters"]}
+
+
+@pytest.mark.parametrize("amount", [Decimal("5.0"), Decimal("5E0"), 5])
+def test_an_exact_integral_number_is_an_integer(amount: object) -> None:
+    assert codes(pledge(amount_in_cents=amount)) == {}
+
+
+@pytest.mark.parametrize("amount", [Decimal("5.5"), Decimal("1.0000000000000001"), Decimal("NaN")])
+def test_an_exact_number_with_a_fraction_is_not(amount: object) -> None:
+    assert codes(pledge(amount_in_cents=amount)) == {"amount_in_cents": ["not_an_integer"]}
+
+
+@pytest.mark.parametrize("amount", [10**23, Decimal("1E+400"), -(2**70)])
+def test_a_huge_integer_is_out_of_range(amount: object) -> None:
+    assert codes(pledge(amount_in_cents=amount)) == {"amount_in_cents": ["out_of_range"]}
+
+
+@pytest.mark.parametrize("code", ["\u0131t", "\u212ae", "\u017fe"])
+def test_a_country_code_is_two_ascii_letters_whatever_unicode_upper_cases_it_to(code: str) -> None:
+    assert code.upper().isascii() or code.lower().isascii()
+    assert codes(pledge(country_code=code)) == {"country_code": ["invalid_country"]}
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,8 @@ async def post_events(request: Request) -> Response:
         problems = sorted(report.rejected + report.failures, key=lambda r: r.line)
         raise ValidationFailed(
             f"{len(report.rejected)} line(s) rejected, {len(report.failures)} forwarding(s) "
-            f"failed; {report.applied} applied, {report.unchanged} unchanged",
+            f"failed; {report.applied} applied, {report.unchanged} unchanged, "
+            f"{report.deferred} deferred",
             errors={f"line {p.line}": [p.reason] for p in problems},
         )
     body = {"status": "ok", "status_code": 200, **report.summary(), "links": []}

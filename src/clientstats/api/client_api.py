@@ -11,11 +11,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clientstats.api.errors import JSON
+from clientstats.api.json_body import read_json
 from clientstats.api.messages import SUMMARY, conflict_message, failure_reason, word_errors
 from clientstats.api.statistics_endpoint import LOCALES
 from clientstats.domain.requests import Problem, RequestKind, StoredRequest
 from clientstats.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     PayloadTooLarge,
@@ -62,10 +62,7 @@ async def _json_body(request: Request, locale: str) -> dict[str, Any]:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    parsed = read_json(body)
     if not isinstance(parsed, dict):
         errors = word_errors({"body": [Problem("not_an_object")]}, locale)
         raise ValidationFailed(SUMMARY[locale], errors=errors)

@@ -19,7 +19,6 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "invalid_country": "is not an ISO 3166-1 alpha-2 country code",
         "invalid_reference": "must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -",
         "unknown_field": "is not a known field",
-        "reference_used_by_other_kind": "is already used by another kind of request",
         "not_an_object": "must be a JSON object",
     },
     "de": {
@@ -35,7 +34,6 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "invalid_country": "ist kein Ländercode nach ISO 3166-1 alpha-2",
         "invalid_reference": "muss aus 1 bis 128 Zeichen A-Z, a-z, 0-9, _ und - bestehen",
         "unknown_field": "ist kein bekanntes Feld",
-        "reference_used_by_other_kind": "wird schon von einer anderen Art von Auftrag verwendet",
         "not_an_object": "muss ein JSON-Objekt sein",
     },
 }

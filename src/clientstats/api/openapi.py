@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clientstats.api.openapi_client_api import (
+    LINK_SCHEMA,
     SCHEMAS,
     client_api_paths,
     error_doc,
@@ -29,7 +30,7 @@ ERROR_SCHEMA: dict[str, Any] = {
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
         "backtrace": {"type": "array", "items": {"type": "string"}},
-        "links": {"type": "array"},
+        "links": {"type": "array", "items": LINK_SCHEMA},
     },
 }
 
@@ -44,7 +45,7 @@ STATISTICS_SCHEMA: dict[str, Any] = {
 }
 
 
-_COUNTS = ("lines", "applied", "unchanged", "failed", "rejected")
+_COUNTS = ("lines", "applied", "unchanged", "deferred", "failed", "rejected", "blank")
 
 IMPORT_SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -4,41 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
-_REFERENCE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}
+from clientstats.api.request_schemas import FORWARDING_SCHEMA, PLEDGE_SCHEMA
+
 _TIME = {"type": ["string", "null"], "format": "date-time"}
-
-PLEDGE_SCHEMA: dict[str, Any] = {
+LINK_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["amount_in_cents", "client_reference"],
+    "required": ["rel", "href"],
     "additionalProperties": False,
-    "properties": {
-        "amount_in_cents": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-        "client_reference": _REFERENCE,
-        "validate_address": {"type": "boolean", "default": True},
-        "first_name": _TEXT,
-        "last_name": _TEXT,
-        "email": {"type": "string", "format": "email", "maxLength": 254},
-        "street": _TEXT,
-        "city": _TEXT,
-        "zip": {"type": "string", "minLength": 1, "maxLength": 16},
-        "country_code": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
-        "tracking_via": _TEXT,
-        "earmark": {"type": "integer", "minimum": 1},
-        "message": {"type": "string", "maxLength": 2000},
-    },
-    "description": "The address fields are required unless validate_address is false.",
-}
-
-FORWARDING_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["amount_in_cents", "client_reference"],
-    "additionalProperties": False,
-    "properties": {
-        "amount_in_cents": {"type": "integer", "minimum": 1, "maximum": 100_000_000_000},
-        "client_reference": _REFERENCE,
-        "tracking_via": _TEXT,
-    },
+    "properties": {"rel": {"type": "string"}, "href": {"type": "string"}},
 }
 
 ACCEPTED_SCHEMA: dict[str, Any] = {
@@ -47,7 +20,7 @@ ACCEPTED_SCHEMA: dict[str, Any] = {
     "properties": {
         "status": {"const": "accepted"},
         "status_code": {"const": 202},
-        "links": {"type": "array", "items": {"type": "object", "required": ["rel", "href"]}},
+        "links": {"type": "array", "items": LINK_SCHEMA},
     },
 }
 
@@ -144,7 +117,12 @@ def _create(summary: str, schema: str, *params: str) -> dict[str, Any]:
                 "description": "Stored; booked asynchronously.",
                 "content": json_ref("Accepted"),
             },
-            "400": error_doc("The body is not JSON."),
+            "400": error_doc("The body is not UTF-8 JSON."),
+            "409": error_doc(
+                "The client_reference was sent before with another request (another body, "
+                "or the other kind of request); nothing is stored. The link with rel "
+                "location points at the stored request."
+            ),
             "413": error_doc("The body is larger than 64 KiB."),
             "415": error_doc("The body is not application/json."),
             "422": error_doc("Invalid fields, worded in the locale's language."),

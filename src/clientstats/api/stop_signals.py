@@ -47,19 +47,3 @@ def on_stop_signal(callback: Callable[[], None]) -> Iterator[None]:
             # The server may have put its own handlers back already; leave those alone.
             if signal.getsignal(number) is handler:
                 signal.signal(number, before)
-
-
-def exit_quietly_after_stop_signals() -> None:
-    """Make a stop signal that the server re-raises after its graceful shutdown exit with 0.
-
-    uvicorn re-raises the signal it shut down for once it has put the earlier handlers
-    back; with the default handler the process would die of it (status -15) even though
-    it stopped cleanly. A stop signal before the server takes over also ends the process,
-    with status 0: nothing was started yet.
-    """
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    for stop_signal in STOP_SIGNALS:
-        signal.signal(stop_signal, stop)

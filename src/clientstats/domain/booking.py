@@ -38,6 +38,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"
     UNCHANGED = "unchanged"
     FAILED = "failed"  # recorded, but moved no money (a forwarding failing per §4.4)
+    DEFERRED = "deferred"  # a revocation kept until its donation arrives
 
 
 class LedgerBook(Protocol):
@@ -54,6 +55,7 @@ class LedgerBook(Protocol):
     def pool_balance(self, client_id: str) -> int: ...
     def matching_budgets(self, project_id: int) -> list[FundBudget]: ...
     def matching_donation_of(self, token: str) -> Donation | None: ...
+    def deferred_revocation(self, token: str) -> RevocationEvent | None: ...
     def save_client(self, client: Client) -> None: ...
     def save_project(self, project: Project) -> None: ...
     def save_need(self, need: Need) -> None: ...
@@ -61,6 +63,7 @@ class LedgerBook(Protocol):
     def set_member(self, client_id: str, project_id: int, member: bool) -> None: ...
     def book(self, donation: Donation) -> None: ...
     def revoke(self, donation: Donation, event: RevocationEvent) -> None: ...
+    def defer_revocation(self, event: RevocationEvent) -> None: ...
 
 
 def apply_event(book: LedgerBook, event: Event) -> Outcome:
@@ -177,7 +180,11 @@ def _apply_donation(book: LedgerBook, event: DonationEvent) -> Outcome:
         pool_client=pool_client,
     )
     book.book(routed)
-    if routed.project_id is not None:
+    kept = book.deferred_revocation(routed.token)
+    if kept is not None:
+        # Revoked before it arrived: booked and revoked at once, so it is never matched.
+        book.revoke(routed, kept)
+    elif routed.project_id is not None:
         matching = matching_for(routed, book.matching_budgets(routed.project_id))
         if matching is not None:
             book.book(matching)
@@ -198,14 +205,25 @@ def _apply_forwarding(book: LedgerBook, event: ForwardingEvent) -> Outcome:
         pool_balance_in_cents=book.pool_balance(requested.client_id) if pool_client else 0,
     )
     book.book(settled)
-    return Outcome.APPLIED if settled.moved_money else Outcome.FAILED
+    if not settled.moved_money:
+        # A kept revocation has nothing to revoke here: the forwarding moved no money.
+        return Outcome.FAILED
+    kept = book.deferred_revocation(settled.token)
+    if kept is not None:
+        book.revoke(settled, kept)
+    return Outcome.APPLIED
 
 
 def _apply_revocation(book: LedgerBook, event: RevocationEvent) -> Outcome:
     donation = book.get_donation(event.token)
     if donation is None:
-        raise BookingRejected("token", f"no booked donation {event.token}")
+        # Streams arrive out of order: the donation may still come, and is revoked then.
+        if book.deferred_revocation(event.token) is None:
+            book.defer_revocation(event)
+        return Outcome.DEFERRED
     if not donation.moved_money:
+        if book.deferred_revocation(event.token) is not None:
+            return Outcome.UNCHANGED  # kept before the forwarding arrived and failed
         raise BookingRejected("token", f"{event.token} failed and moved no money")
     if book.is_revoked(event.token):
         return Outcome.UNCHANGED

@@ -268,13 +268,25 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return obj
 
 
+def _utf8(line: bytes | str) -> str:
+    if isinstance(line, str):
+        return line
+    try:
+        # json.loads would also take UTF-16 or UTF-32; JSON Lines are UTF-8 (a BOM is ignored).
+        return line.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        where = f"byte {error.start + 1} of the line"
+        raise EventInvalid({"line": [f"is not valid UTF-8 text ({where})"]}) from None
+
+
 def parse_line(line: bytes | str, *, now: datetime) -> Event:
     """Decode one JSON Lines line and validate it as an event; raises EventInvalid."""
+    text = _utf8(line)
     try:
-        obj = json.loads(line, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise EventInvalid({"line": ["is not valid JSON: nested too deeply"]}) from None
-    except ValueError as error:  # includes JSONDecodeError and UnicodeDecodeError
+    except ValueError as error:  # JSONDecodeError, or an integer of too many digits
         raise EventInvalid({"line": [f"is not valid JSON: {error}"]}) from None
     if not isinstance(obj, dict):
         raise EventInvalid({"line": ["must be a JSON object"]})

@@ -30,6 +30,7 @@ class MemoryBook:
     members: set[tuple[str, int]] = field(default_factory=set)
     donations: dict[str, Donation] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
+    deferred: dict[str, RevocationEvent] = field(default_factory=dict)  # kept, never removed
 
     def get_client(self, permalink: str) -> Client | None:
         return self.clients.get(permalink)
@@ -77,6 +78,9 @@ class MemoryBook:
                 return donation
         return None
 
+    def deferred_revocation(self, token: str) -> RevocationEvent | None:
+        return self.deferred.get(token)
+
     def save_client(self, client: Client) -> None:
         self.clients[client.permalink] = client
 
@@ -101,6 +105,14 @@ class MemoryBook:
 
     def revoke(self, donation: Donation, event: RevocationEvent) -> None:
         self.revoked.add(donation.token)
+
+    def defer_revocation(self, event: RevocationEvent) -> None:
+        assert event.token not in self.deferred
+        self.deferred[event.token] = event
+
+    def unmet_revocations(self) -> dict[str, RevocationEvent]:
+        """Kept revocations whose donation was never booked, by token."""
+        return {t: r for t, r in sorted(self.deferred.items()) if t not in self.donations}
 
     def apply(self, event: Event) -> Outcome | BookingRejected:
         """Apply an event; a rejection is returned (as data), leaving the book unchanged."""

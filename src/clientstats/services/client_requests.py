@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 from clientstats.domain.requests import (
     ClientRequest,
     Errors,
-    Problem,
     RequestKind,
     StoredRequest,
     is_same_request,
@@ -96,9 +95,9 @@ def accept(
             stored, created = found, False
         else:
             stored, created = requests_store.accept(conn, request, now=datetime.now(UTC))
-    if stored.kind is not kind:
-        raise RequestInvalid({"client_reference": [Problem("reference_used_by_other_kind")]})
-    if not created and not is_same_request(stored, request):
+    # A reference is the key of one request: another request under it, even of the other
+    # kind, is a conflict with the stored one.
+    if stored.kind is not kind or (not created and not is_same_request(stored, request)):
         raise RequestConflict(stored)
     return Accepted(stored, created)
 

@@ -48,6 +48,8 @@ class ImportReport:
     applied: int = 0
     unchanged: int = 0
     failed: int = 0
+    deferred: int = 0
+    blank: int = 0  # skipped, but numbered and counted in `lines`
     rejected: list[Rejection] = field(default_factory=list)
     failures: list[Rejection] = field(default_factory=list)
 
@@ -60,15 +62,19 @@ class ImportReport:
             self.applied += 1
         elif outcome is Outcome.UNCHANGED:
             self.unchanged += 1
+        elif outcome is Outcome.DEFERRED:
+            self.deferred += 1
 
     def summary(self) -> dict[str, object]:
-        """A JSON-ready summary."""
+        """A JSON-ready summary; every line read is counted once, so the counts add up to it."""
         return {
             "lines": self.lines,
             "applied": self.applied,
             "unchanged": self.unchanged,
+            "deferred": self.deferred,
             "failed": self.failed,
             "rejected": len(self.rejected),
+            "blank": self.blank,
         }
 
 
@@ -77,7 +83,7 @@ Parsed = tuple[int, Event | EventInvalid]
 
 def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Parsed]:
     for number, raw in numbered:
-        if not raw.strip():
+        if _is_blank(raw):
             continue
         if len(raw) > MAX_LINE_BYTES:
             yield number, EventInvalid({"line": [f"is longer than {MAX_LINE_BYTES} bytes"]})
@@ -86,6 +92,10 @@ def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Par
             yield number, parse_line(raw, now=now)
         except EventInvalid as invalid:
             yield number, invalid
+
+
+def _is_blank(raw: bytes) -> bool:
+    return not raw.strip()
 
 
 class PlannerRefresh:
@@ -139,6 +149,7 @@ def apply_lines(
         return
     now = datetime.now(UTC)
     report.lines = chunk[-1][0]
+    report.blank += sum(1 for _, raw in chunk if _is_blank(raw))
     apply_batch(engine, list(_parse(chunk, now)), report, now=now)
     if refresh is not None:
         refresh.after_batch(engine, report.lines)
@@ -177,7 +188,10 @@ def _apply_in_one_transaction(
     with write_transaction(engine) as conn:
         book = SqlBook(conn, now=now)
         book.prefetch(
-            tokens=_tokens(events), references=_references(events), project_ids=_projects(events)
+            tokens=_tokens(events),
+            references=_references(events),
+            project_ids=_projects(events),
+            revoked=(event.token for event in events if isinstance(event, RevocationEvent)),
         )
         for number, event in batch:
             if isinstance(event, EventInvalid):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from clientstats.errors import NotFound
+from clientstats.errors import NotFound, ValidationFailed
 from clientstats.storage.database import read_transaction
 from clientstats.storage.statistics_queries import ClientSnapshot, client_snapshot
 
 
 def normalize_permalink(permalink: str) -> str:
-    """Permalinks are matched case-insensitively (SPEC §2)."""
+    """Permalinks are matched case-insensitively; one that is not UTF-8 names no client."""
+    try:
+        # A command-line argument that is not UTF-8 arrives with surrogate escapes, which
+        # no database driver can send.
+        permalink.encode()
+    except UnicodeEncodeError as exc:
+        raise ValidationFailed("the client id is not UTF-8") from exc
     return permalink.lower()
 
 

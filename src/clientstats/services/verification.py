@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 
 from clientstats.domain.stats import RESPONSE_KEYS, LedgerTotals, Statistics, client_statistics
 from clientstats.storage.change_feed import ClientVersion
 from clientstats.storage.database import read_transaction
-from clientstats.storage.ledger_queries import load_reference_data, stream_entries
+from clientstats.storage.ledger_queries import (
+    load_reference_data,
+    stream_entries,
+    unmet_revocations,
+)
 from clientstats.storage.statistics_queries import client_snapshot
 
 
@@ -40,6 +45,8 @@ class VerificationReport:
     differences: list[Difference] = field(default_factory=list)
     negative_pools: dict[str, int] = field(default_factory=dict)
     verified: dict[str, Verified] = field(default_factory=dict)
+    # Revocations kept for a donation that has not arrived: warnings, not differences.
+    unmet_revocations: dict[str, datetime] = field(default_factory=dict)
 
 
 def verify(engine: Engine) -> VerificationReport:
@@ -70,4 +77,5 @@ def verify(engine: Engine) -> VerificationReport:
                     report.differences.append(Difference(permalink, key, served, recomputed))
             if expected.pool_balance_in_cents < 0:
                 report.negative_pools[permalink] = expected.pool_balance_in_cents
+        report.unmet_revocations = unmet_revocations(conn)
     return report

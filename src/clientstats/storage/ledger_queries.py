@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, select
 
 from clientstats.domain.ledger import Client, Donation, MatchingFund, Need
 from clientstats.storage import reference_rows as rows
 from clientstats.storage.tables import (
     client_projects,
     clients,
+    deferred_revocations,
     donations,
     matching_fund_projects,
     matching_funds,
@@ -62,3 +64,11 @@ def stream_entries(conn: Connection) -> Iterator[tuple[Donation, bool]]:
     result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
     for row in result:
         yield rows.donation(row), bool(row.revoked)
+
+
+def unmet_revocations(conn: Connection) -> dict[str, datetime]:
+    """Kept revocations that no booked donation or forwarding has met: token -> created_at."""
+    booked = exists().where(donations.c.token == deferred_revocations.c.token)
+    query = select(deferred_revocations.c.token, deferred_revocations.c.created_at).where(~booked)
+    # Sorted here, not by the database: collations order tokens differently.
+    return dict(sorted((token, created_at) for token, created_at in conn.execute(query)))

@@ -29,6 +29,7 @@ from clientstats.storage.tables import (
     client_projects,
     client_totals,
     clients,
+    deferred_revocations,
     donations,
     matching_fund_projects,
     matching_fund_totals,
@@ -38,6 +39,7 @@ from clientstats.storage.tables import (
     projects,
     revocations,
 )
+from clientstats.storage.token_locks import lock_tokens
 
 _CLIENT_COLUMNS = (
     "client_donated_in_cents",
@@ -66,6 +68,7 @@ class SqlBook:
         self._funds: dict[int, MatchingFund | None] = {}
         self._donations: dict[str, Donation | None] = {}
         self._revoked: dict[str, bool] = {}
+        self._deferred: dict[str, RevocationEvent | None] = {}
         self._references: dict[tuple[str, str], str | None] = {}
         self._matching_of: dict[str, Donation | None] = {}
         self._fund_ids: dict[int, list[int]] = {}
@@ -73,6 +76,7 @@ class SqlBook:
         self._stored_matched: dict[int, int] = {}
         self._new_donations: list[dict[str, Any]] = []
         self._new_revocations: list[dict[str, Any]] = []
+        self._new_deferred: list[dict[str, Any]] = []
         self._money: Counter[int] = Counter()
         self._requested: Counter[int] = Counter()
         self._client_deltas: dict[str, Counter[str]] = defaultdict(Counter)
@@ -88,9 +92,15 @@ class SqlBook:
         tokens: Iterable[str],
         references: Iterable[tuple[str, str]],
         project_ids: Iterable[int] = (),
+        revoked: Iterable[str] = (),
     ) -> None:
-        """Load in a few queries the donations, references and projects a batch names."""
-        self._prefetch_tokens(sorted({t for t in tokens if t not in self._donations}))
+        """Load in a few queries the donations, references and projects a batch names.
+
+        Locks the tokens first (`revoked`: those the batch revokes), see storage.token_locks.
+        """
+        wanted = sorted({t for t in tokens if t not in self._donations})
+        lock_tokens(self.conn, booked=wanted, revoked=revoked)
+        self._prefetch_tokens(wanted)
         by_client: dict[str, list[str]] = defaultdict(list)
         for ref in sorted({r for r in references if r not in self._references}):
             self._references[ref] = None
@@ -113,6 +123,7 @@ class SqlBook:
             for t in chunk:
                 self._donations[t] = None
                 self._revoked[t] = False
+                self._deferred[t] = None
             found = self.conn.execute(select(donations).where(donations.c.token.in_(chunk)))
             for row in found:
                 self._donations[row.token] = rows.donation(row)
@@ -121,6 +132,14 @@ class SqlBook:
             )
             for (token,) in revoked:
                 self._revoked[token] = True
+            self._prefetch_deferred(chunk)
+
+    def _prefetch_deferred(self, tokens: list[str]) -> None:
+        kept = select(deferred_revocations.c.token, deferred_revocations.c.created_at)
+        for token, created_at in self.conn.execute(
+            kept.where(deferred_revocations.c.token.in_(tokens))
+        ):
+            self._deferred[token] = RevocationEvent(token, created_at)
 
     def _prefetch_projects(self, wanted: list[int]) -> None:
         for chunk in _chunks(wanted):
@@ -162,7 +181,7 @@ class SqlBook:
 
     def get_donation(self, token: str) -> Donation | None:
         if token not in self._donations:
-            self.prefetch(tokens=[token], references=())
+            self._prefetch_tokens([token])
         return self._donations[token]
 
     def token_for_client_reference(self, client_id: str, reference: str) -> str | None:
@@ -176,6 +195,12 @@ class SqlBook:
             found = self.conn.execute(select(revocations.c.id).where(revocations.c.token == token))
             self._revoked[token] = found.first() is not None
         return self._revoked[token]
+
+    def deferred_revocation(self, token: str) -> RevocationEvent | None:
+        if token not in self._deferred:
+            self._deferred[token] = None
+            self._prefetch_deferred([token])
+        return self._deferred[token]
 
     def is_member(self, client_id: str, project_id: int) -> bool:
         query = select(client_projects.c.client_id).where(
@@ -322,6 +347,12 @@ class SqlBook:
         self._revoked[donation.token] = True
         self._count(donation, sign=-1)
 
+    def defer_revocation(self, event: RevocationEvent) -> None:
+        self._new_deferred.append(
+            {"token": event.token, "created_at": event.created_at, "booked_at": self.now}
+        )
+        self._deferred[event.token] = event
+
     def _count(self, donation: Donation, *, sign: int) -> None:
         """Move the aggregates by one entry; these deltas are what keeps statistics O(projects)."""
         if not donation.moved_money:
@@ -354,9 +385,11 @@ class SqlBook:
             self.conn.execute(insert(donations), self._new_donations)
         if self._new_revocations:
             self.conn.execute(insert(revocations), self._new_revocations)
+        if self._new_deferred:
+            self.conn.execute(insert(deferred_revocations), self._new_deferred)
         self._flush_aggregates()
         self._bump_versions()
-        self._new_donations, self._new_revocations = [], []
+        self._new_donations, self._new_revocations, self._new_deferred = [], [], []
         self._stored_pool.clear()
         self._stored_matched.clear()
         self._money, self._requested, self._matched = Counter(), Counter(), Counter()
