@@ -1,8 +1,9 @@
 """The server of bench_stream.py: what `clientstats serve` runs, plus database read counters.
 
-It builds the app with `create_app` from the CLIENTSTATS_* settings and runs it with the
-options of `clientstats serve` (one process, uvicorn, httptools, uvloop, access log off),
-exactly as serve does. Two counters are added, and nothing else changes:
+It builds the app with `create_app` from the CLIENTSTATS_* settings and serves it with the
+calls `clientstats serve` makes for one process (`serving.listen`,
+`serving.serve_in_this_process`: uvicorn, httptools, uvloop, access log off). Two counters
+are added, and nothing else changes:
 
 - `statistics_reads`: calls of the function that reads a client's figures from the
   database (`get_snapshot_or_raise` as the live cache calls it on a miss);
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -72,8 +72,8 @@ def with_counters(app: ASGIApp) -> ASGIApp:
 
 
 def main() -> None:
-    """Serve the product app with counters, under the options of `clientstats serve`."""
-    import uvicorn
+    """Serve the product app with counters, as `clientstats serve` serves it."""
+    from clientstats.serving import listen, serve_in_this_process
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -81,15 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     live_statistics.get_snapshot_or_raise = _counted_read  # type: ignore[assignment]
     event.listen(Engine, "before_cursor_execute", _count_statement)
-    uvicorn.run(
-        with_counters(create_app(settings())),  # type: ignore[arg-type]
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        access_log=False,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-    )
+    sock = listen(args.host, args.port)
+    serve_in_this_process(with_counters(create_app(settings())), sock)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
