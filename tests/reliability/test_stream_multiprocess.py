@@ -2,7 +2,8 @@
 
 `serve --workers 2` on PostgreSQL + Redis, with room for two subscribers per process:
 four open streams are therefore two in each process, whichever process the kernel gave
-each connection to. A booking by a third process (`clientstats import`) must reach all four.
+each connection to. A booking by a third process (`clientstats import`) must reach all four,
+and a SIGTERM to the server must end all four streams cleanly and the server with status 0.
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ def test_a_booking_elsewhere_reaches_the_subscribers_of_both_processes(
         for stream in streams:
             figures = json.loads(stream.next_event().fields["data"])
             assert figures["donated_amount_in_cents"] == 4321
+        # Stopped with its streams open, every process ends them and the server exits.
+        server.process.terminate()
+        assert server.process.wait(timeout=WAIT) == 0, server.output.text()
+        for stream in streams:
+            assert stream.read_until(lambda block: block.is_event) is None  # a clean end
     finally:
         for stream in streams:
             stream.close()
