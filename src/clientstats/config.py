@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     debug: bool = False
     import_batch_size: int = Field(default=1000, ge=1, le=100_000)
     worker_in_process: bool = True
+    stream_max_subscribers: int = Field(default=5000, ge=1, le=1_000_000)
+    stream_heartbeat_interval: float = Field(default=15.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -38,6 +38,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.import_batch_size == 1000
     assert config.http_max_age is None
     assert config.worker_in_process is True
+    assert config.stream_max_subscribers == 5000
+    assert config.stream_heartbeat_interval == 15.0
 
 
 def test_every_setting_comes_from_its_environment_variable(
@@ -57,6 +59,8 @@ def test_every_setting_comes_from_its_environment_variable(
         "DEBUG": "false",
         "IMPORT_BATCH_SIZE": "250",
         "WORKER_IN_PROCESS": "false",
+        "STREAM_MAX_SUBSCRIBERS": "200",
+        "STREAM_HEARTBEAT_INTERVAL": "0.5",
     }
     for name, value in values.items():
         monkeypatch.setenv(f"CLIENTSTATS_{name}", value)
@@ -75,6 +79,8 @@ def test_every_setting_comes_from_its_environment_variable(
         debug=False,
         import_batch_size=250,
         worker_in_process=False,
+        stream_max_subscribers=200,
+        stream_heartbeat_interval=0.5,
     )
 
 
@@ -138,6 +144,8 @@ def test_development_allows_what_production_refuses(monkeypatch: pytest.MonkeyPa
         ("CACHE_TTL", "many"),
         ("HTTP_MAX_AGE", "-1"),
         ("ENVIRONMENT", "staging"),
+        ("STREAM_MAX_SUBSCRIBERS", "0"),
+        ("STREAM_HEARTBEAT_INTERVAL", "0"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(

@@ -14,10 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientstats.api import admin, client_api, health
+from clientstats.api import admin, client_api, health, widget
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
+from clientstats.api.stop_signals import on_stop_signal
+from clientstats.api.stream import StreamEndpoint, make_room_for
+from clientstats.api.stream_hub import StreamHub
 from clientstats.cache.memory import InProcessCache
 from clientstats.cache.redis_cache import RedisCache
 from clientstats.config import Settings
@@ -62,6 +65,13 @@ def create_app(settings: Settings) -> ASGIApp:
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live
+        hub = StreamHub(
+            live,
+            max_subscribers=settings.stream_max_subscribers,
+            heartbeat=settings.stream_heartbeat_interval,
+        )
+        app.state.stream_hub = hub
+        make_room_for(settings.stream_max_subscribers)
         app.state.authenticator = Authenticator(engine)
         worker = Worker(engine) if settings.worker_in_process else None
         app.state.wake_worker = worker.wake if worker is not None else lambda: None
@@ -72,8 +82,11 @@ def create_app(settings: Settings) -> ASGIApp:
         gc.collect()
         gc.freeze()
         try:
-            yield
+            # Open streams end when the server is told to stop, or it would wait for them.
+            with on_stop_signal(hub.close):
+                yield
         finally:
+            hub.close()
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -87,6 +100,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/health/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *client_api.ROUTES,
+        *widget.ROUTES,
     ]
     app = Starlette(
         debug=False,
@@ -97,7 +111,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.state.settings = settings
     app.state.debug = settings.debug
     return StatisticsEndpoint(
-        app,
+        StreamEndpoint(app, app.state),
         lambda: app.state.live,
         lambda: app.state.authenticator,
         http_max_age=settings.http_max_age,

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Collection
 
 import orjson
 from sqlalchemy import Engine
@@ -70,16 +71,23 @@ class LiveStatistics:
         # write back a version from the history that was replaced.
         self._generation = 0
         self._loading: dict[str, asyncio.Future[CachedResponse]] = {}
+        # Called on the event loop after a poll that found changes (the live stream's hub):
+        # one change feed tells every consumer in the process what changed.
+        self.on_changes: list[Callable[[Collection[str]], None]] = []
 
-    def refresh_versions(self) -> None:
-        """Read the changes since the last look; entries of older versions stop being served."""
+    def refresh_versions(self) -> Collection[str]:
+        """Read the changes since the last look; entries of older versions stop being served.
+
+        Returns the clients whose figures may have changed (every client after a full read).
+        """
         changes = self.changes.read()
         if changes.everything:
             self.versions = changes.versions
             self._generation += 1
-            return
+            return changes.versions.keys()
         for permalink, version in changes.versions.items():
             self._advance(permalink, version)
+        return changes.versions.keys()
 
     def _advance(self, permalink: str, version: ClientVersion) -> None:
         known = self.versions.get(permalink)
@@ -142,7 +150,10 @@ class LiveStatistics:
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
-                await run_blocking(self.timeout, self.refresh_versions)
+                changed = await run_blocking(self.timeout, self.refresh_versions)
+                if changed:
+                    for listener in self.on_changes:
+                        listener(changed)
                 if failing:
                     log.warning("statistics freshness polling recovered")
                 failing = False
