@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Row, Select
 
 from clientstats.domain.ledger import Need
 from clientstats.domain.list_figures import need_figures, project_figures
-from clientstats.domain.list_query import ListQuery, ListSpec
+from clientstats.domain.list_query import ListQuery
 from clientstats.errors import NotFound
 from clientstats.storage import list_queries as q
 from clientstats.storage import reference_rows as rows
@@ -136,9 +136,7 @@ def _project_items(conn: Connection, found: list[Row[Any]]) -> list[Item]:
     return items
 
 
-def list_projects(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_projects(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the client's projects; totals over all projects the facets match."""
     query = q.projects_query(client.permalink, dict(lq.facets))
     keys = _keys(q.PROJECT_SORTS, lq.order, projects.c.id)
@@ -182,8 +180,12 @@ def list_needs(conn: Connection, project_id: int, lq: ListQuery, after: Any) -> 
         "donated_amount_in_cents": requested - open_,
     }
     count = len(fills)
+    descending = bool(lq.order and lq.order[0][1])
+    if descending:
+        fills.reverse()
     if after is not None:
-        fills = [f for f in fills if f.need.id > int(after[0])]
+        last = int(after[0])
+        fills = [f for f in fills if (f.need.id < last if descending else f.need.id > last)]
     else:
         fills = fills[lq.offset :]
     more = len(fills) > lq.per_page
@@ -202,6 +204,18 @@ def list_needs(conn: Connection, project_id: int, lq: ListQuery, after: Any) -> 
         for f in fills
     ]
     return Page(items, count, totals, [fills[-1].need.id] if more and fills else None)
+
+
+def get_need(conn: Connection, project_id: int, need_id: int) -> Item:
+    """One need of a project, filled as in the list."""
+    page = list_needs(conn, project_id, _ALL_NEEDS, None)
+    for item in page.items:
+        if item["id"] == need_id:
+            return item
+    raise NotFound(f"Couldn't find Need with id={need_id}")
+
+
+_ALL_NEEDS = ListQuery(page=1, per_page=2**31, facets=(), order=(("id", False),))
 
 
 # -- client donations --------------------------------------------------------------------------
@@ -233,9 +247,7 @@ def _donation_items(client: ClientInfo, found: list[Row[Any]]) -> list[Item]:
     ]
 
 
-def list_client_donations(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_client_donations(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the client's own donations; totals from client_totals without facets."""
     facets = dict(lq.facets)
     query = q.client_donations_query(client.permalink, facets)
@@ -287,9 +299,7 @@ FORWARDING_SORTS: dict[str, Any] = {
 }
 
 
-def list_forwardings(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_forwardings(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the forwardings out of the pool; confirmed ones unless the facet says else."""
     _pool_or_raise(client)
     facets = dict(lq.facets)
@@ -342,9 +352,7 @@ def _fund_items(conn: Connection, found: list[Row[Any]]) -> list[Item]:
     ]
 
 
-def list_funds(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_funds(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the client's matching funds; their matched sum is the client's matched figure."""
     query = q.funds_query(client.permalink, dict(lq.facets))
     keys = _keys({"id": matching_funds.c.id}, lq.order, matching_funds.c.id)
