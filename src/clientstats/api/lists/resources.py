@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
-
 from clientstats.api.lists.links import link
 from clientstats.domain.list_query import (
     ListQuery,
@@ -20,6 +18,7 @@ from clientstats.domain.list_query import (
 )
 from clientstats.services import listing
 from clientstats.services.listing import ClientInfo, Item, Page
+from clientstats.services.listing import Snapshot as Connection
 
 PROJECTS = ListSpec(
     facets={"closed": boolean, "donations_prohibited": boolean, "completed": boolean},
