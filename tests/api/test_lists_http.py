@@ -46,6 +46,11 @@ def donations_url(server: RunningServer, client: OwnClient, query: str = "") -> 
     return api(server, f"/clients/{client.permalink}/client_donations.json{query}")
 
 
+def assert_error_response(response: Any, status: int) -> Any:
+    assert_error(response, status)
+    return response
+
+
 # -- visibility --------------------------------------------------------------------------------
 
 
@@ -53,7 +58,7 @@ def test_client_donations_need_the_clients_own_credentials(
     seeded_server: RunningServer, seeded_database_url: str, own: OwnClient
 ) -> None:
     url = donations_url(seeded_server, own)
-    assert_error(get(url), 401)
+    assert "access-control-allow-origin" not in assert_error_response(get(url), 401).headers
     assert_error(get(url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}), 401)
     assert_error(get(url, auth=(own.auth[0], "wrong")), 401)
     other = own_client(seeded_server, seeded_database_url)
@@ -151,6 +156,7 @@ def test_bad_list_parameters_are_a_400_naming_them(
         assert list(body["errors"]) == [parameter]
         assert parameter in body["message"]
         assert response.headers["cache-control"] == "no-store"
+        assert response.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.parametrize(

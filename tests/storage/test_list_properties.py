@@ -16,7 +16,7 @@ from clientstats.domain.ledger import Need
 from clientstats.domain.list_figures import need_figures, project_figures_from_ledger
 from clientstats.domain.list_query import ListQuery
 from clientstats.domain.memory_book import MemoryBook
-from clientstats.services import listing
+from clientstats.services import listing, money_listing
 from clientstats.services.importing import import_lines
 from clientstats.storage.database import read_transaction
 from tests.storage.test_stored_book_properties import (
@@ -84,7 +84,7 @@ def assert_lists_agree(engine: Engine, book: MemoryBook) -> None:
                 assert [(n["id"], n["open_amount_in_cents"]) for n in listed.items] == [
                     (f.need.id, f.open_in_cents) for f in fills
                 ]
-            donations = listing.list_client_donations(
+            donations = money_listing.list_client_donations(
                 conn, info, query(200, ("created_at", True)), None
             )
             assert donations.total_entries == stats.client_donations_count
@@ -96,10 +96,10 @@ def assert_lists_agree(engine: Engine, book: MemoryBook) -> None:
                     fund["id"], 0
                 )
             if client.has_pool:
-                pool = listing.get_pool(info)
+                pool = money_listing.get_pool(info)
                 assert pool["balance_in_cents"] == stats.pool_balance_in_cents
                 assert pool["donations_count"] == totals.pool_in_count.get(client_id, 0)
-                forwardings = listing.list_forwardings(
+                forwardings = money_listing.list_forwardings(
                     conn, info, query(200, ("created_at", True)), None
                 )
                 assert (

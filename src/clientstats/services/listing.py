@@ -71,7 +71,7 @@ def client_or_raise(conn: Connection, permalink: str) -> ClientInfo:
     )
 
 
-def _page(
+def page_of(
     conn: Connection,
     query: Select[Any],
     keys: Sequence[SortKey],
@@ -123,7 +123,7 @@ def _project_items(conn: Connection, found: list[Row[Any]]) -> list[Item]:
                 "progress_percentage": figures.progress_percentage,
                 "completed_need_count": figures.completed_need_count,
                 "incomplete_need_count": figures.incomplete_need_count,
-                "last_donation_at": _iso(figures.last_donation_at),
+                "last_donation_at": iso(figures.last_donation_at),
             }
         )
     return items
@@ -133,7 +133,7 @@ def list_projects(conn: Connection, client: ClientInfo, lq: ListQuery, after: An
     """A page of the client's projects; totals over all projects the facets match."""
     query = q.projects_query(client.permalink, dict(lq.facets))
     keys = q.sort_keys("projects", lq.order)
-    found, last = _page(conn, query, keys, lq, after)
+    found, last = page_of(conn, query, keys, lq, after)
     count, requested, open_ = q.projects_totals(conn, query)
     totals = {
         "requested_amount_in_cents": requested,
@@ -211,107 +211,6 @@ def get_need(conn: Connection, project_id: int, need_id: int) -> Item:
 _ALL_NEEDS = ListQuery(page=1, per_page=2**31, facets=(), order=(("id", False),))
 
 
-# -- client donations --------------------------------------------------------------------------
-
-
-def _donation_items(client: ClientInfo, found: list[Row[Any]]) -> list[Item]:
-    return [
-        {
-            "token": row.token,
-            "amount_in_cents": int(row.amount_in_cents),
-            "state": "confirmed" if row.revoked_at is None else "revoked",
-            "created_at": _iso(row.created_at),
-            "revoked_at": _iso(row.revoked_at),
-            "client_reference": row.client_reference,
-            "tracking_via": row.tracking_via,
-            "receiver_type": "Pool" if row.pool_client_id is not None else "Project",
-            "receiver_id": row.pool_client_id or int(row.project_id),
-            "receiver_title": client.name if row.pool_client_id is not None else row.project_title,
-            "redirected": row.redirected_from_project_id is not None,
-            "matched_amount_in_cents": int(row.matched),
-            "pledge_id": None if row.pledge_id is None else int(row.pledge_id),
-        }
-        for row in found
-    ]
-
-
-def list_client_donations(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
-    """A page of the client's own donations; totals from client_totals without facets."""
-    facets = dict(lq.facets)
-    query = q.client_donations_query(client.permalink, facets)
-    keys = q.sort_keys("client_donations", lq.order)
-    found, last = _page(conn, query, keys, lq, after)
-    if facets:
-        count, amount = q.money_totals(conn, query)
-    else:
-        count = int(client.totals.client_donations_count)
-        amount = int(client.totals.client_donated_in_cents)
-    return Page(_donation_items(client, found), count, {"total_amount_in_cents": amount}, last)
-
-
-def get_client_donation(conn: Connection, client: ClientInfo, key: str) -> Item:
-    """One of the client's donations by token or client_reference, revoked ones too."""
-    for state in ("confirmed", "revoked"):
-        query = q.client_donations_query(client.permalink, {"state": state}, key=key)
-        found = list(conn.execute(query))
-        if found:
-            return _donation_items(client, found)[0]
-    raise NotFound(f"Couldn't find Donation with key={key}")
-
-
-# -- pool --------------------------------------------------------------------------------------
-
-
-def _pool_or_raise(client: ClientInfo) -> None:
-    if not client.has_pool:
-        raise NotFound(f"Couldn't find Pool of Client with permalink={client.permalink}")
-
-
-def get_pool(client: ClientInfo) -> Item:
-    """The pool's figures from the client's totals."""
-    _pool_or_raise(client)
-    t = client.totals
-    return {
-        "donated_amount_in_cents": int(t.pool_in_cents),
-        "forwarded_amount_in_cents": int(t.pool_out_cents),
-        "balance_in_cents": int(t.pool_in_cents) - int(t.pool_out_cents),
-        "donations_count": int(t.pool_in_count),
-        "forwardings_count": int(t.pool_out_count),
-    }
-
-
-def list_forwardings(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
-    """A page of the forwardings out of the pool; confirmed ones unless the facet says else."""
-    _pool_or_raise(client)
-    facets = dict(lq.facets)
-    query = q.forwardings_query(client.permalink, facets)
-    keys = q.sort_keys("forwardings", lq.order)
-    found, last = _page(conn, query, keys, lq, after)
-    if facets:
-        count, amount = q.money_totals(conn, query)
-    else:
-        count, amount = int(client.totals.pool_out_count), int(client.totals.pool_out_cents)
-    items = [
-        {
-            "token": row.token,
-            "client_reference": row.client_reference,
-            "project_id": int(row.project_id),
-            "amount_in_cents": int(row.amount_in_cents),
-            "state": _forwarding_state(row),
-            "failure_code": row.failure_code,
-            "created_at": _iso(row.created_at),
-        }
-        for row in found
-    ]
-    return Page(items, count, {"total_amount_in_cents": amount}, last)
-
-
-def _forwarding_state(row: Row[Any]) -> str:
-    if row.failure_code is not None:
-        return "failed"
-    return "confirmed" if row.revocation_id is None else "revoked"
-
-
 # -- matching funds ----------------------------------------------------------------------------
 
 
@@ -337,7 +236,7 @@ def list_funds(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) 
     """A page of the client's matching funds; their matched sum is the client's matched figure."""
     query = q.funds_query(client.permalink, dict(lq.facets))
     keys = q.sort_keys("matching_funds", lq.order)
-    found, last = _page(conn, query, keys, lq, after)
+    found, last = page_of(conn, query, keys, lq, after)
     count, matched = q.funds_totals(conn, query)
     return Page(_fund_items(conn, found), count, {"matched_amount_in_cents": matched}, last)
 
@@ -350,5 +249,5 @@ def get_fund(conn: Connection, client: ClientInfo, fund_id: int) -> Item:
     return _fund_items(conn, found)[0]
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientstats.api.errors import JSON
+from clientstats.api.errors import JSON, handle_clientstats_error
 from clientstats.api.lists.cache import PageCache, RenderedPage
 from clientstats.api.lists.links import base_url
 from clientstats.api.lists.messages import explain
@@ -20,7 +20,7 @@ from clientstats.api.lists.pagination import decode_cursor, envelope, fingerprin
 from clientstats.api.lists.resources import RESOURCES, Context, Resource
 from clientstats.api.statistics_endpoint import LOCALES, PREFLIGHT_HEADERS, cache_control
 from clientstats.domain.list_query import ListQueryInvalid, parse_list_query, positive_id
-from clientstats.errors import BadRequest, NotFound
+from clientstats.errors import BadRequest, ClientstatsError, NotFound
 from clientstats.services.blocking import run_blocking
 from clientstats.services.credentials import Authenticator
 from clientstats.services.listing import ClientInfo, Page, client_or_raise, in_snapshot
@@ -62,6 +62,7 @@ def _ids(request: Request) -> dict[str, int]:
 
 async def _authorize(request: Request, permalink: str) -> None:
     """Only the client's own credentials open its private resources; another client's: 404."""
+    request.state.private = True  # its answers, errors too, carry no CORS header
     authenticator: Authenticator = request.app.state.authenticator
     timeout = request.app.state.settings.database_timeout
     header = request.headers.get("authorization")
@@ -164,7 +165,17 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 async def serve(request: Request, resource: Resource) -> Response:
-    """Answer one read of a drill-down resource."""
+    """Answer one read of a drill-down resource; errors of public ones allow any origin too."""
+    try:
+        return await _serve(request, resource)
+    except ClientstatsError as exc:
+        response = await handle_clientstats_error(request, exc)
+        if not getattr(request.state, "private", False):
+            response.headers.update(_PUBLIC_HEADERS)
+        return response
+
+
+async def _serve(request: Request, resource: Resource) -> Response:
     locale = _locale(request)
     if request.method == "OPTIONS":
         headers = {k.decode(): v.decode() for k, v in PREFLIGHT_HEADERS}

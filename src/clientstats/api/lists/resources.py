@@ -16,7 +16,7 @@ from clientstats.domain.list_query import (
     reference,
     timestamp,
 )
-from clientstats.services import listing
+from clientstats.services import listing, money_listing
 from clientstats.services.listing import ClientInfo, Item, Page
 from clientstats.services.listing import Snapshot as Connection
 
@@ -194,12 +194,12 @@ def _project(conn: Connection, client: ClientInfo | None, ctx: Context) -> Item:
 
 def _donation(conn: Connection, client: ClientInfo | None, ctx: Context) -> Item:
     assert client is not None and ctx.key is not None
-    return listing.get_client_donation(conn, client, ctx.key)
+    return money_listing.get_client_donation(conn, client, ctx.key)
 
 
 def _pool(conn: Connection, client: ClientInfo | None, ctx: Context) -> Item:
     assert client is not None
-    return listing.get_pool(client)
+    return money_listing.get_pool(client)
 
 
 def _fund(conn: Connection, client: ClientInfo | None, ctx: Context) -> Item:
@@ -225,7 +225,7 @@ RESOURCES: dict[str, Resource] = {
     "/clients/{client_id}/client_donations": Resource(
         "client_donations",
         CLIENT_DONATIONS,
-        _lister(listing.list_client_donations),
+        _lister(money_listing.list_client_donations),
         _donation_links,
         credentials_always=True,
     ),
@@ -234,7 +234,7 @@ RESOURCES: dict[str, Resource] = {
     ),
     "/clients/{client_id}/pool": Resource("pool", None, _pool, _pool_links),
     "/clients/{client_id}/pool/forwardings": Resource(
-        "forwardings", FORWARDINGS, _lister(listing.list_forwardings), _forwarding_links
+        "forwardings", FORWARDINGS, _lister(money_listing.list_forwardings), _forwarding_links
     ),
     "/clients/{client_id}/matching_funds": Resource(
         "matching_funds", FUNDS, _lister(listing.list_funds), _fund_links
