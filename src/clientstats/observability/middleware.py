@@ -110,11 +110,11 @@ class Observability:
             self.tallies.record(info.label, status, seconds)
         if self.access_log is not None:
             self.access_log.write(
-                started=time.time() - seconds,
-                method=scope["method"],
-                path=path,
-                status=status,
-                seconds=seconds,
-                client=info.client,
-                request_id=request_id.decode("ascii"),
+                time.time() - seconds,
+                scope["method"],
+                path,
+                status,
+                seconds,
+                info.client,
+                request_id.decode("ascii"),
             )
