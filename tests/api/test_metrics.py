@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import assert_error, ndjson, new_client_events, post_events, run_cli
+from tests.api.sse import EventStream
 from tests.conftest import ADMIN_TOKEN, RunningServer, fresh_database
 from tests.reliability.tcp_proxy import OutputLog
 from tests.scrape import STATISTICS, Samples, scrape, scrape_until, value
@@ -251,3 +252,26 @@ def test_no_access_log_by_default(tmp_path: Path) -> None:
         finally:
             server.stop()
     assert not [line for line in output.lines() if line.startswith("{")]
+
+
+def test_a_stream_works_with_the_access_log_on_and_is_logged_when_it_ends(
+    metered: Metered,
+) -> None:
+    given = f"stream-{uuid.uuid4().hex}"
+    url = f"{metered.base_url}/de/api_v4/clients/{CLIENT}/project_statistics/stream"
+    with EventStream(url, headers={"x-request-id": given}) as stream:
+        assert stream.response.status_code == 200
+        assert stream.response.headers["x-request-id"] == given
+        first = stream.block()
+        while first is not None and not first.is_event:
+            first = stream.block()
+        assert first is not None and json.loads(first.fields["data"])["projects_count"] == 1
+        # Open: not logged yet (the line is written when the response ends).
+        assert given not in {line["request_id"] for line in metered.access_log()}
+    lines = _wait_for_log(metered, {given})
+    line = next(line for line in lines if line["request_id"] == given)
+    assert (line["path"], line["status"], line["client"]) == (
+        url.removeprefix(metered.base_url),
+        200,
+        CLIENT,
+    )

@@ -37,7 +37,8 @@ def test_a_sane_request_id_is_passed_on(given: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "given", [b"", b"x" * 129, b"a b", b"a\tb", b"a\x00b", b"\xc3\xa4", b"line\nbreak"]
+    "given",
+    [b"", b"x" * 129, b"a b", b"a\tb", b"a\x00b", b"\xc3\xa4", b"line\nbreak", b'a"b', b"a\\b"],
 )
 def test_an_insane_request_id_is_replaced(given: bytes) -> None:
     replaced = request_id_of([(b"x-request-id", given)])
@@ -60,21 +61,16 @@ def test_latency_buckets_hold_their_upper_bound() -> None:
 def test_an_access_log_line_is_one_json_object_with_the_fields() -> None:
     read, write = os.pipe()
     try:
-        AccessLog(write).write(
-            started=1_700_000_000.25,
-            method="GET",
-            path="/de/x",
-            status=304,
-            seconds=0.0012345,
-            client="volksfreund",
-            request_id="abc",
-        )
+        log = AccessLog(write)
+        log.write(1_700_000_000.25, "GET", "/de/x", 304, 0.0012345, "volksfreund", b"abc")
+        log.write(1_700_000_001.0, "PUT", '/"q"', 200, 1.5, None, b"a-b")
         raw = os.read(read, 65536)
     finally:
         os.close(read)
         os.close(write)
-    assert raw.endswith(b"\n") and raw.count(b"\n") == 1
-    assert json.loads(raw) == {
+    assert raw.endswith(b"\n") and raw.count(b"\n") == 2
+    first, second = (json.loads(line) for line in raw.splitlines())
+    assert first == {
         "time": "2023-11-14T22:13:20.250Z",
         "method": "GET",
         "path": "/de/x",
@@ -83,6 +79,36 @@ def test_an_access_log_line_is_one_json_object_with_the_fields() -> None:
         "client": "volksfreund",
         "request_id": "abc",
     }
+    assert second == {
+        "time": "2023-11-14T22:13:21.000Z",
+        "method": "PUT",
+        "path": '/"q"',
+        "status": 200,
+        "duration_ms": 1500.0,
+        "client": None,
+        "request_id": "a-b",
+    }
+
+
+def test_access_log_lines_written_on_the_event_loop_go_out_together() -> None:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    log = AccessLog(write)
+
+    async def three_requests() -> bytes:
+        for n in range(3):
+            log.write(1_700_000_000.0, "GET", f"/{n}", 200, 0.001, None, b"id")
+        with pytest.raises(BlockingIOError):  # nothing written yet
+            os.read(read, 65536)
+        await asyncio.sleep(0.2)
+        return os.read(read, 65536)
+
+    try:
+        raw = asyncio.run(three_requests())
+    finally:
+        os.close(read)
+        os.close(write)
+    assert [json.loads(line)["path"] for line in raw.splitlines()] == ["/0", "/1", "/2"]
 
 
 def test_the_middleware_adds_the_id_without_touching_a_shared_start_message() -> None:

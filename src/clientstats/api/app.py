@@ -103,6 +103,8 @@ def create_app(settings: Settings) -> ASGIApp:
                 await to_thread.run_sync(worker.stop)
             if metrics is not None:
                 metrics.flush()  # the last counts of this process stay in the sums
+            if app.state.access_log is not None:
+                app.state.access_log.flush()
             engine.dispose()
 
     routes = [
@@ -143,9 +145,7 @@ def create_app(settings: Settings) -> ASGIApp:
         )
 
     app.state.metrics = Metrics(tallies, observe) if tallies is not None else None
+    app.state.access_log = AccessLog() if settings.access_log else None
     return Observability(
-        statistics,
-        describer(routes),
-        tallies=tallies,
-        access_log=AccessLog() if settings.access_log else None,
+        statistics, describer(routes), tallies=tallies, access_log=app.state.access_log
     )

@@ -25,8 +25,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEADER = b"x-request-id"
 # A request id from the outside is passed on only if it is short and printable ASCII
-# (no spaces, no control characters): it goes into headers and log lines as it is.
-_SANE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+# without spaces, quotes or backslashes: it goes into headers and JSON log lines as it is.
+_SANE_ID = re.compile(rb"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
 # uuid4: random bits with the version (4) and variant (RFC 4122) bits set.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
@@ -116,5 +116,5 @@ class Observability:
                 status,
                 seconds,
                 info.client,
-                request_id.decode("ascii"),
+                request_id,
             )
