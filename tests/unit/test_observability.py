@@ -137,6 +137,7 @@ def test_the_middleware_adds_the_id_without_touching_a_shared_start_message() ->
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    metrics.flush()
     text = metrics.exposition(PendingRequests(count=3, oldest_age=42.5)).decode()
     return {
         (s.name, frozenset(s.labels.items())): s.value

@@ -26,6 +26,7 @@ async def get_metrics(request: Request) -> Response:
     if metrics is None:
         raise NotFound("Metrics are off (CLIENTSTATS_METRICS=false)")
     pending = await _pending(request, metrics)
+    metrics.flush()  # this process's counts up to now
     # Reading the other processes' files is file I/O: off the event loop.
     body = await to_thread.run_sync(metrics.exposition, pending)
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -29,7 +29,8 @@ class AccessLog:
         self.fd = fd
         self._second = -1
         self._second_text = b""
-        self._fragments: dict[tuple[str, str | None], bytes] = {}
+        # The client of a path is worked out from the path alone, so the path is the key.
+        self._fragments: dict[str, bytes] = {}
         self._methods: dict[str, bytes] = {}
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -49,7 +50,7 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
-        fragment = self._fragments.get((path, client))
+        fragment = self._fragments.get(path)
         if fragment is None:
             fragment = self._fragment(path, client)
         encoded_method = self._methods.get(method)
@@ -59,33 +60,32 @@ class AccessLog:
                 self._methods[method] = encoded_method
         line = _LINE % (
             self._second_text,
-            int((started - second) * 1000),
+            int(started * 1000) % 1000,
             encoded_method,
             fragment,
             status,
             seconds * 1000,
             request_id,  # printable ASCII without quotes or backslashes (see middleware)
         )
-        self._add(line)
-
-    def _fragment(self, path: str, client: str | None) -> bytes:
-        if len(self._fragments) >= MAX_REMEMBERED:
-            self._fragments.clear()  # arbitrary paths from the outside cannot grow it for ever
-        encoded = orjson.dumps({"path": path, "client": client})[1:-1]
-        self._fragments[(path, client)] = encoded
-        return encoded
-
-    def _add(self, line: bytes) -> None:
-        if self._pending_bytes + len(line) > BATCH_BYTES:
-            self.flush()
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             try:
                 asyncio.get_running_loop().call_later(BATCH_SECONDS, self.flush)
             except RuntimeError:  # no event loop: write at once
                 os.write(self.fd, line)
                 return
-        self._pending.append(line)
+        elif self._pending_bytes + len(line) > BATCH_BYTES:
+            self.flush()
+            pending = self._pending  # a new batch; the scheduled flush will write it
+        pending.append(line)
         self._pending_bytes += len(line)
+
+    def _fragment(self, path: str, client: str | None) -> bytes:
+        if len(self._fragments) >= MAX_REMEMBERED:
+            self._fragments.clear()  # arbitrary paths from the outside cannot grow it for ever
+        encoded = orjson.dumps({"path": path, "client": client})[1:-1]
+        self._fragments[path] = encoded
+        return encoded
 
     def flush(self) -> None:
         """Write the lines not written yet."""

@@ -181,8 +181,11 @@ class Metrics:
             self.flush()
 
     def exposition(self, pending: PendingRequests | None) -> bytes:
-        """The metrics in the Prometheus text format (of every process in multiprocess mode)."""
-        self.flush()
+        """The metrics in the Prometheus text format (of every process in multiprocess mode).
+
+        Call `flush` first, on the event loop (where the counters are bumped); this part
+        may run in a thread, as it reads the other processes' files.
+        """
         source: Any = (
             MultiProcessCollector(None, os.environ[MULTIPROCESS_DIR])  # type: ignore[no-untyped-call]
             if self.multiprocess
