@@ -134,16 +134,16 @@ def _request(metered: Metered, kind: str, amount: int) -> int:
     return int(response.json()["links"][0]["href"].rsplit("/", 1)[1].removesuffix(".json"))
 
 
-_issued: dict[str, tuple[str, str]] = {}
+_issued: dict[str, tuple[str, str]] = {}  # by database URL
 
 
 def _credentials(metered: Metered) -> tuple[str, str]:
-    if CLIENT not in _issued:
+    if metered.database_url not in _issued:
         done = run_cli(metered.database_url, "client", "credentials", CLIENT)
         assert done.returncode == 0, done.stderr
         data = json.loads(done.stdout)
-        _issued[CLIENT] = (data["username"], data["password"])
-    return _issued[CLIENT]
+        _issued[metered.database_url] = (data["username"], data["password"])
+    return _issued[metered.database_url]
 
 
 def test_bookings_by_the_worker_are_counted_by_kind_and_outcome(metered: Metered) -> None:
@@ -275,3 +275,23 @@ def test_a_stream_works_with_the_access_log_on_and_is_logged_when_it_ends(
         200,
         CLIENT,
     )
+
+
+def test_pending_requests_are_counted_with_the_age_of_the_oldest(tmp_path: Path) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        server = RunningServer(url, CLIENTSTATS_WORKER_IN_PROCESS="false")  # nobody books
+        try:
+            events = new_client_events(CLIENT)
+            assert post_events(server.base_url, events).status_code == 200
+            waiting = Metered(server, OutputLog(None), url, events[1]["id"])
+            stored_before = time.time()
+            for amount in (100, 200, 300):
+                _request(waiting, "pledge", amount)
+            time.sleep(1.0)
+            samples = scrape(server.base_url)
+            waited = time.time() - stored_before
+        finally:
+            server.stop()
+    assert value(samples, "clientstats_pending_requests") == 3
+    age = value(samples, "clientstats_pending_requests_oldest_age_seconds")
+    assert 1.0 <= age <= waited
