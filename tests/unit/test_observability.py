@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from clientstats.observability.middleware import (
     new_request_id,
     request_id_of,
 )
+from clientstats.observability.multiprocess import PREFIX, remove_abandoned
 
 
 def test_new_request_ids_are_uuid4_hex_and_differ() -> None:
@@ -172,3 +176,19 @@ def test_flushing_twice_counts_each_response_once() -> None:
     assert get("clientstats_freshness_feed_age_seconds") == 0.3
     assert get("clientstats_pending_requests") == 3
     assert get("clientstats_pending_requests_oldest_age_seconds") == 42.5
+
+
+def test_directories_of_gone_supervisors_are_removed_and_live_ones_kept(
+    tmp_path: Path,
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that is no longer running
+    abandoned = tmp_path / f"{PREFIX}{gone.pid}-abc"
+    live = tmp_path / f"{PREFIX}{os.getpid()}-def"
+    other = tmp_path / "clientstats-metrics-not-a-pid"
+    for path in (abandoned, live, other):
+        path.mkdir()
+        (path / "counter_1.db").write_bytes(b"x")
+    remove_abandoned(str(tmp_path))
+    assert not abandoned.exists()
+    assert live.exists() and other.exists()

@@ -11,8 +11,28 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "clientstats-metrics-"  # then the supervising process's pid
+
+
+def remove_abandoned(parent: str | None = None) -> None:
+    """Remove the directories of supervisors that are gone (killed before they could)."""
+    for path in Path(parent or tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        pid = path.name.removeprefix(PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 @contextlib.contextmanager
@@ -20,10 +40,12 @@ def multiprocess_directory() -> Iterator[str]:
     """A fresh private PROMETHEUS_MULTIPROC_DIR for the processes started inside; removed after.
 
     Fresh, so no file of an earlier run (or another server) is summed in; only the process
-    that made it removes it (forked children unwind through here too).
+    that made it removes it (forked children unwind through here too). A supervisor killed
+    outright cannot: the next one to start removes what it left.
     """
     owner = os.getpid()
-    path = tempfile.mkdtemp(prefix="clientstats-metrics-")
+    remove_abandoned()
+    path = tempfile.mkdtemp(prefix=f"{PREFIX}{owner}-")
     os.environ[MULTIPROCESS_DIR] = path
     try:
         yield path
