@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     worker_in_process: bool = True
     stream_max_subscribers: int = Field(default=5000, ge=1, le=1_000_000)
     stream_heartbeat_interval: float = Field(default=15.0, gt=0, le=3600)
+    metrics: bool = True
+    access_log: bool = False
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
