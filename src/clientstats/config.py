@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
     # Take X-Forwarded-Proto/-Host for links only when a proxy in front sets (and overwrites) them.
     trust_forwarded_headers: bool = False
+    metrics: bool = True
+    access_log: bool = False
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

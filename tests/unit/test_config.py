@@ -42,6 +42,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.stream_heartbeat_interval == 15.0
     assert config.public_url is None
     assert config.trust_forwarded_headers is False
+    assert config.metrics is True
+    assert config.access_log is False
 
 
 def test_every_setting_comes_from_its_environment_variable(
@@ -65,6 +67,8 @@ def test_every_setting_comes_from_its_environment_variable(
         "STREAM_HEARTBEAT_INTERVAL": "0.5",
         "PUBLIC_URL": "https://stats.example.org",
         "TRUST_FORWARDED_HEADERS": "true",
+        "METRICS": "false",
+        "ACCESS_LOG": "true",
     }
     for name, value in values.items():
         monkeypatch.setenv(f"CLIENTSTATS_{name}", value)
@@ -87,6 +91,8 @@ def test_every_setting_comes_from_its_environment_variable(
         stream_heartbeat_interval=0.5,
         public_url="https://stats.example.org",
         trust_forwarded_headers=True,
+        metrics=False,
+        access_log=True,
     )
 
 
@@ -156,6 +162,9 @@ def test_development_allows_what_production_refuses(monkeypatch: pytest.MonkeyPa
         ("PUBLIC_URL", "ftp://stats.example.org"),
         ("PUBLIC_URL", "https://stats.example.org/?x=1"),
         ("TRUST_FORWARDED_HEADERS", "maybe"),
+        ("ACCESS_LOG", "maybe"),
+        ("ACCESS_LOG", "2"),
+        ("METRICS", "enabled"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(
@@ -165,6 +174,22 @@ def test_malformed_values_are_refused_naming_the_variable(
     with pytest.raises(ConfigurationError) as raised:
         load_settings()
     assert f"CLIENTSTATS_{name}" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        *[("true", True), ("1", True), ("on", True), ("yes", True), ("TRUE", True)],
+        *[("false", False), ("0", False), ("off", False), ("no", False)],
+    ],
+)
+def test_the_access_log_and_metrics_switches_read_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, written: str, meant: bool
+) -> None:
+    monkeypatch.setenv("CLIENTSTATS_ACCESS_LOG", written)
+    monkeypatch.setenv("CLIENTSTATS_METRICS", written)
+    config = load_settings()
+    assert (config.access_log, config.metrics) == (meant, meant)
 
 
 def _serve(tmp_path: object, **env: str) -> subprocess.CompletedProcess[str]:
