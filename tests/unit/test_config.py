@@ -40,6 +40,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.worker_in_process is True
     assert config.stream_max_subscribers == 5000
     assert config.stream_heartbeat_interval == 15.0
+    assert config.public_url is None
+    assert config.trust_forwarded_headers is False
 
 
 def test_every_setting_comes_from_its_environment_variable(
@@ -61,6 +63,8 @@ def test_every_setting_comes_from_its_environment_variable(
         "WORKER_IN_PROCESS": "false",
         "STREAM_MAX_SUBSCRIBERS": "200",
         "STREAM_HEARTBEAT_INTERVAL": "0.5",
+        "PUBLIC_URL": "https://stats.example.org",
+        "TRUST_FORWARDED_HEADERS": "true",
     }
     for name, value in values.items():
         monkeypatch.setenv(f"CLIENTSTATS_{name}", value)
@@ -81,6 +85,8 @@ def test_every_setting_comes_from_its_environment_variable(
         worker_in_process=False,
         stream_max_subscribers=200,
         stream_heartbeat_interval=0.5,
+        public_url="https://stats.example.org",
+        trust_forwarded_headers=True,
     )
 
 
@@ -146,6 +152,10 @@ def test_development_allows_what_production_refuses(monkeypatch: pytest.MonkeyPa
         ("ENVIRONMENT", "staging"),
         ("STREAM_MAX_SUBSCRIBERS", "0"),
         ("STREAM_HEARTBEAT_INTERVAL", "0"),
+        ("PUBLIC_URL", "stats.example.org"),
+        ("PUBLIC_URL", "ftp://stats.example.org"),
+        ("PUBLIC_URL", "https://stats.example.org/?x=1"),
+        ("TRUST_FORWARDED_HEADERS", "maybe"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(

@@ -16,6 +16,8 @@ from starlette.routing import Route
 
 from clientstats.api import admin, client_api, health, widget
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
+from clientstats.api.lists import endpoint as lists
+from clientstats.api.lists.cache import PageCache
 from clientstats.api.openapi import openapi_document
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
 from clientstats.api.stop_signals import on_stop_signal
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> ASGIApp:
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live
+        app.state.page_cache = PageCache()
         hub = StreamHub(
             live,
             max_subscribers=settings.stream_max_subscribers,
@@ -100,6 +103,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/health/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *client_api.ROUTES,
+        *lists.ROUTES,
         *widget.ROUTES,
     ]
     app = Starlette(

@@ -108,6 +108,12 @@ class ListQuery:
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
 
+    def at_page(self, page: int) -> ListQuery:
+        """The same query at another page (a cursor's)."""
+        return ListQuery(
+            self.page if page < 1 else page, self.per_page, self.facets, self.order, self.cursor
+        )
+
     def facet(self, spec: ListSpec, name: str) -> FacetValue | None:
         """A facet's value, or its default."""
         return dict(self.facets).get(name, spec.default_facets.get(name))

@@ -16,15 +16,15 @@ from sqlalchemy import Connection, Engine, Row, Select
 
 from clientstats.domain.ledger import Need
 from clientstats.domain.list_figures import need_figures, project_figures
-from clientstats.domain.list_query import ListQuery, ListSpec
+from clientstats.domain.list_query import ListQuery
 from clientstats.errors import NotFound
 from clientstats.storage import list_queries as q
 from clientstats.storage import reference_rows as rows
 from clientstats.storage.database import read_transaction
 from clientstats.storage.keyset import SortKey, keys_of, page_rows
-from clientstats.storage.tables import donations, matching_funds, projects
 
 T = TypeVar("T")
+Snapshot = Connection  # what a reader gets: one read transaction
 Item = dict[str, Any]
 
 
@@ -91,13 +91,6 @@ def _page(
     return found, keys_of(found[-1], len(keys)) if more and found else None
 
 
-def _keys(sorts: dict[str, Any], order: Sequence[tuple[str, bool]], unique: Any) -> list[SortKey]:
-    keys = [SortKey(sorts[key], descending) for key, descending in order]
-    if not any(sorts[key] is unique for key, _ in order):
-        keys.append(SortKey(unique, order[0][1] if order else False))
-    return keys
-
-
 # -- projects ----------------------------------------------------------------------------------
 
 
@@ -136,12 +129,10 @@ def _project_items(conn: Connection, found: list[Row[Any]]) -> list[Item]:
     return items
 
 
-def list_projects(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_projects(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the client's projects; totals over all projects the facets match."""
     query = q.projects_query(client.permalink, dict(lq.facets))
-    keys = _keys(q.PROJECT_SORTS, lq.order, projects.c.id)
+    keys = q.sort_keys("projects", lq.order)
     found, last = _page(conn, query, keys, lq, after)
     count, requested, open_ = q.projects_totals(conn, query)
     totals = {
@@ -154,7 +145,7 @@ def list_projects(
 
 def get_project(conn: Connection, client: ClientInfo, project_id: int) -> Item:
     """One project of the client's set; NotFound outside it."""
-    query = q.projects_query(client.permalink, {}).where(projects.c.id == project_id)
+    query = q.projects_query(client.permalink, {}, project_id=project_id)
     found = list(conn.execute(query))
     if not found:
         raise NotFound(f"Couldn't find Project with id={project_id}")
@@ -182,8 +173,12 @@ def list_needs(conn: Connection, project_id: int, lq: ListQuery, after: Any) -> 
         "donated_amount_in_cents": requested - open_,
     }
     count = len(fills)
+    descending = bool(lq.order and lq.order[0][1])
+    if descending:
+        fills.reverse()
     if after is not None:
-        fills = [f for f in fills if f.need.id > int(after[0])]
+        last = int(after[0])
+        fills = [f for f in fills if (f.need.id < last if descending else f.need.id > last)]
     else:
         fills = fills[lq.offset :]
     more = len(fills) > lq.per_page
@@ -204,12 +199,19 @@ def list_needs(conn: Connection, project_id: int, lq: ListQuery, after: Any) -> 
     return Page(items, count, totals, [fills[-1].need.id] if more and fills else None)
 
 
-# -- client donations --------------------------------------------------------------------------
+def get_need(conn: Connection, project_id: int, need_id: int) -> Item:
+    """One need of a project, filled as in the list."""
+    page = list_needs(conn, project_id, _ALL_NEEDS, None)
+    for item in page.items:
+        if item["id"] == need_id:
+            return item
+    raise NotFound(f"Couldn't find Need with id={need_id}")
 
-DONATION_SORTS: dict[str, Any] = {
-    "created_at": donations.c.created_at,
-    "amount": donations.c.amount_in_cents,
-}
+
+_ALL_NEEDS = ListQuery(page=1, per_page=2**31, facets=(), order=(("id", False),))
+
+
+# -- client donations --------------------------------------------------------------------------
 
 
 def _donation_items(client: ClientInfo, found: list[Row[Any]]) -> list[Item]:
@@ -233,13 +235,11 @@ def _donation_items(client: ClientInfo, found: list[Row[Any]]) -> list[Item]:
     ]
 
 
-def list_client_donations(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_client_donations(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the client's own donations; totals from client_totals without facets."""
     facets = dict(lq.facets)
     query = q.client_donations_query(client.permalink, facets)
-    keys = _keys(DONATION_SORTS, lq.order, donations.c.id)
+    keys = q.sort_keys("client_donations", lq.order)
     found, last = _page(conn, query, keys, lq, after)
     if facets:
         count, amount = q.money_totals(conn, query)
@@ -252,9 +252,8 @@ def list_client_donations(
 def get_client_donation(conn: Connection, client: ClientInfo, key: str) -> Item:
     """One of the client's donations by token or client_reference, revoked ones too."""
     for state in ("confirmed", "revoked"):
-        query = q.client_donations_query(client.permalink, {"state": state})
-        by_key = (donations.c.token == key) | (donations.c.client_reference == key)
-        found = list(conn.execute(query.where(by_key).order_by(donations.c.id).limit(1)))
+        query = q.client_donations_query(client.permalink, {"state": state}, key=key)
+        found = list(conn.execute(query))
         if found:
             return _donation_items(client, found)[0]
     raise NotFound(f"Couldn't find Donation with key={key}")
@@ -281,20 +280,12 @@ def get_pool(client: ClientInfo) -> Item:
     }
 
 
-FORWARDING_SORTS: dict[str, Any] = {
-    "created_at": donations.c.created_at,
-    "amount": donations.c.amount_in_cents,
-}
-
-
-def list_forwardings(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_forwardings(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the forwardings out of the pool; confirmed ones unless the facet says else."""
     _pool_or_raise(client)
     facets = dict(lq.facets)
     query = q.forwardings_query(client.permalink, facets)
-    keys = _keys(FORWARDING_SORTS, lq.order, donations.c.id)
+    keys = q.sort_keys("forwardings", lq.order)
     found, last = _page(conn, query, keys, lq, after)
     if facets:
         count, amount = q.money_totals(conn, query)
@@ -342,12 +333,10 @@ def _fund_items(conn: Connection, found: list[Row[Any]]) -> list[Item]:
     ]
 
 
-def list_funds(
-    conn: Connection, client: ClientInfo, spec: ListSpec, lq: ListQuery, after: Any
-) -> Page:
+def list_funds(conn: Connection, client: ClientInfo, lq: ListQuery, after: Any) -> Page:
     """A page of the client's matching funds; their matched sum is the client's matched figure."""
     query = q.funds_query(client.permalink, dict(lq.facets))
-    keys = _keys({"id": matching_funds.c.id}, lq.order, matching_funds.c.id)
+    keys = q.sort_keys("matching_funds", lq.order)
     found, last = _page(conn, query, keys, lq, after)
     count, matched = q.funds_totals(conn, query)
     return Page(_fund_items(conn, found), count, {"matched_amount_in_cents": matched}, last)
@@ -355,9 +344,7 @@ def list_funds(
 
 def get_fund(conn: Connection, client: ClientInfo, fund_id: int) -> Item:
     """One of the client's matching funds."""
-    found = list(
-        conn.execute(q.funds_query(client.permalink, {}).where(matching_funds.c.id == fund_id))
-    )
+    found = list(conn.execute(q.funds_query(client.permalink, {}, fund_id=fund_id)))
     if not found:
         raise NotFound(f"Couldn't find MatchingFund with id={fund_id}")
     return _fund_items(conn, found)[0]

@@ -6,7 +6,7 @@ storage.keyset pages them. Totals without facets come from the maintained aggreg
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from clientstats.storage.keyset import SortKey
 from clientstats.storage.tables import (
     UtcDateTime,
     client_project_totals,
@@ -46,6 +47,10 @@ _MONEY = project_totals.c.money_in_cents
 OPEN = case((_REQ > _MONEY, _REQ - _MONEY), else_=0)
 PROGRESS = case((_REQ > 0, (100 * (_REQ - OPEN)) // _REQ), else_=0)
 _NEVER = bindparam("never", datetime(1, 1, 1, tzinfo=UTC), type_=UtcDateTime())
+_MOVEMENT_SORTS: dict[str, ColumnElement[Any]] = {
+    "created_at": donations.c.created_at,
+    "amount": donations.c.amount_in_cents,
+}
 PROJECT_SORTS: dict[str, ColumnElement[Any]] = {
     "id": projects.c.id,
     "title": projects.c.title,
@@ -69,7 +74,7 @@ def client_row(conn: Connection, permalink: str) -> Row[Any] | None:
 # -- projects --------------------------------------------------------------------------------
 
 
-def projects_query(client_id: str, facets: Facets) -> Select[Any]:
+def projects_query(client_id: str, facets: Facets, *, project_id: int | None = None) -> Select[Any]:
     """The client's projects with their totals and the client's own donations to each."""
     cpt = client_project_totals
     query = (
@@ -92,6 +97,8 @@ def projects_query(client_id: str, facets: Facets) -> Select[Any]:
         )
         .where(client_projects.c.client_id == client_id)
     )
+    if project_id is not None:
+        query = query.where(projects.c.id == project_id)
     for name in ("closed", "donations_prohibited"):
         if name in facets:
             query = query.where(projects.c[name] == facets[name])
@@ -137,7 +144,9 @@ _MATCH = aliased(donations, name="m")
 _MATCH_REVOKED = aliased(revocations, name="mr")
 
 
-def client_donations_query(client_id: str, facets: Facets) -> Select[Any]:
+def client_donations_query(
+    client_id: str, facets: Facets, *, key: str | None = None
+) -> Select[Any]:
     """The client's own `client` donations, revoked ones only under the facet state:revoked."""
     matched = case((_MATCH_REVOKED.c.id.is_(None), _MATCH.c.amount_in_cents), else_=0)
     pledge = (
@@ -168,6 +177,9 @@ def client_donations_query(client_id: str, facets: Facets) -> Select[Any]:
         .outerjoin(_MATCH_REVOKED, _MATCH_REVOKED.c.token == _MATCH.c.token)
         .where(donations.c.client_id == client_id, donations.c.channel == "client")
     )
+    if key is not None:
+        by_key = (donations.c.token == key) | (donations.c.client_reference == key)
+        query = query.where(by_key).order_by(donations.c.id).limit(1)
     revoked = facets.get("state") == "revoked"
     query = query.where(revocations.c.id.is_not(None) if revoked else revocations.c.id.is_(None))
     if "client_reference" in facets:
@@ -230,7 +242,7 @@ def forwardings_query(client_id: str, facets: Facets) -> Select[Any]:
 # -- matching funds ----------------------------------------------------------------------------
 
 
-def funds_query(client_id: str, facets: Facets) -> Select[Any]:
+def funds_query(client_id: str, facets: Facets, *, fund_id: int | None = None) -> Select[Any]:
     """The client's matching funds with their matched totals."""
     query = (
         select(
@@ -243,6 +255,8 @@ def funds_query(client_id: str, facets: Facets) -> Select[Any]:
     )
     if "state" in facets:
         query = query.where(matching_funds.c.state == facets["state"])
+    if fund_id is not None:
+        query = query.where(matching_funds.c.id == fund_id)
     return query
 
 
@@ -265,3 +279,20 @@ def fund_project_ids(conn: Connection, fund_ids: list[int]) -> dict[int, list[in
         for fund_id, project_id in conn.execute(query):
             found[fund_id].append(int(project_id))
     return found
+
+
+_SORTS: dict[str, tuple[dict[str, ColumnElement[Any]], ColumnElement[Any]]] = {
+    "projects": (PROJECT_SORTS, projects.c.id),
+    "client_donations": (_MOVEMENT_SORTS, donations.c.id),
+    "forwardings": (_MOVEMENT_SORTS, donations.c.id),
+    "matching_funds": ({"id": matching_funds.c.id}, matching_funds.c.id),
+}
+
+
+def sort_keys(list_name: str, order: Sequence[tuple[str, bool]]) -> list[SortKey]:
+    """The keys a list is ordered by, ending in its unique id (same direction as the first)."""
+    sorts, unique = _SORTS[list_name]
+    keys = [SortKey(sorts[key], descending) for key, descending in order]
+    if not any(sorts[key] is unique for key, _ in order):
+        keys.append(SortKey(unique, order[0][1] if order else False))
+    return keys
