@@ -32,6 +32,7 @@ import base64
 import http.client
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -531,6 +532,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_lists: `wrk` is not installed (`apt-get install -y wrk`)")
+    # A stopped run unwinds too, so the servers it started are stopped with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="bench-lists-", dir="/tmp") as workdir:
         found = measure(args, Path(workdir))
     emit(report(found, args), args.output)
