@@ -405,7 +405,8 @@ def report(found: dict[str, Any], args: argparse.Namespace) -> list[str]:
     lines += [
         "",
         "The ledger files are cached in /tmp/clientstats-bench/ by a content key (the hash of "
-        "list_ledger.py, bench_cache_miss.py, the migrations and the seed); each run serves a "
+        "list_ledger.py, bench_cache_miss.py, the migrations, the storage modules of the "
+        "aggregates, the size and the seed); each run serves a "
         "copy. `verify` (the logic of `clientstats verify`) runs once, when a ledger is built.",
         "",
     ]
