@@ -129,3 +129,32 @@ def test_the_client_hub_links_what_the_client_has(seeded_server: RunningServer) 
         "client_donations",
         "matching_funds",
     ]
+
+
+ORDERS = ["id", "title", "progress_percentage", "open_amount", "donated_amount", "last_donation_at"]
+SORT_FIELDS = {
+    "id": "id",
+    "title": "title",
+    "progress_percentage": "progress_percentage",
+    "open_amount": "open_amount_in_cents",
+    "donated_amount": "donated_amount_in_cents",
+    "last_donation_at": "last_donation_at",
+}
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+@pytest.mark.parametrize("key", ORDERS)
+def test_walking_projects_in_any_order_returns_each_once_in_that_order(
+    seeded_server: RunningServer, key: str, direction: str
+) -> None:
+    url = api(seeded_server, f"/clients/gen-a/projects?per_page=1&order={key}:{direction}")
+    projects, envelopes = walk(url)
+    ids = [p["id"] for p in projects]
+    assert sorted(ids) == sorted(p for (c, p) in REFERENCE.members if c == "gen-a")
+    assert len(ids) == len(set(ids)) == envelopes[0]["total_entries"]
+    field = SORT_FIELDS[key]
+    values = [("" if p[field] is None else p[field], p["id"]) for p in projects]
+    if key != "title":  # the database's collation orders titles; the others compare exactly
+        expected = sorted(values, key=lambda v: v[0], reverse=direction == "DESC")
+        assert [v[0] for v in values] == [v[0] for v in expected]
+    assert [e["current_page"] for e in envelopes] == list(range(1, len(envelopes) + 1))

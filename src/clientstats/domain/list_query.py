@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 DEFAULT_PER_PAGE = 20
@@ -80,7 +80,7 @@ def timestamp(raw: str) -> datetime | None:
     except ValueError:
         return None
     if value.tzinfo is None:
-        return None
+        return value.replace(tzinfo=UTC) if len(raw) == 10 else None
     return value
 
 

@@ -6,7 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, and_, false, or_, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    false,
+    literal,
+    or_,
+    true,
+    tuple_,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +30,12 @@ class SortKey:
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
     """Rows strictly after `values` in the order of `keys` (a lexicographic comparison)."""
+    if len({k.descending for k in keys}) == 1:
+        # One direction: a row-value comparison, which both databases seek in an index, so
+        # a page costs the same however deep it is.
+        columns = tuple_(*(k.expression for k in keys))
+        bound = tuple_(*(literal(v, k.expression.type) for k, v in zip(keys, values, strict=True)))
+        return columns < bound if keys[0].descending else columns > bound
     clause: ColumnElement[bool] = false()
     # Built from the last key backwards: k1 > v1 OR (k1 = v1 AND (k2 > v2 OR (...)))
     for key, value in reversed(list(zip(keys, values, strict=True))):
