@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from clientstats.storage import list_queries as q
@@ -14,7 +15,18 @@ from clientstats.storage.keyset import page_rows
 from clientstats.storage.schema import ensure_schema
 
 
-def test_sqlite_pages_after_a_cursor_by_an_index_range(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("order", "after"),
+    [
+        # One direction: a row-value comparison.
+        ((("created_at", True),), [datetime(2025, 6, 1, tzinfo=UTC), 4711]),
+        # Mixed directions: the OR of comparisons, behind a plain bound on the first key.
+        ((("created_at", True), ("amount", False)), [datetime(2025, 6, 1, tzinfo=UTC), 500, 4711]),
+    ],
+)
+def test_sqlite_pages_after_a_cursor_by_an_index_range(
+    tmp_path: Path, order: tuple[tuple[str, bool], ...], after: list[Any]
+) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     ensure_schema(engine)
     sent: list[tuple[str, Any]] = []
@@ -24,8 +36,7 @@ def test_sqlite_pages_after_a_cursor_by_an_index_range(tmp_path: Path) -> None:
         sent.append((statement, parameters))
 
     query = q.client_donations_query("vf", {})
-    keys = q.sort_keys("client_donations", (("created_at", True),))
-    after = [datetime(2025, 6, 1, tzinfo=UTC), 4711]
+    keys = q.sort_keys("client_donations", order)
     with read_transaction(engine) as conn:
         page_rows(conn, query, keys, limit=21, after=after)
         statement, parameters = sent[-1]
@@ -35,7 +46,8 @@ def test_sqlite_pages_after_a_cursor_by_an_index_range(tmp_path: Path) -> None:
     engine.dispose()
     searches = [step for step in plan if step.startswith("SEARCH donations USING")]
     # With bound parameters SQLite cannot merge `created_at < ? OR created_at = ? AND ...`
-    # into one range: without a plain bound on the first key it reads every newer entry.
+    # into one range: without a row value or a plain bound on the first key it reads every
+    # newer entry of the client.
     assert searches == [
         "SEARCH donations USING INDEX ix_donations_client_channel_created "
         "(client_id=? AND channel=? AND created_at<?)"
