@@ -21,7 +21,6 @@ from clientstats.errors import NotFound, Overloaded, Unauthenticated
 from clientstats.services.blocking import run_blocking
 from clientstats.services.statistics import normalize_permalink
 from clientstats.storage import requests_store
-from clientstats.storage.change_feed import record_change
 from clientstats.storage.database import read_transaction, write_transaction
 
 _hasher = PasswordHasher()
@@ -31,8 +30,9 @@ USERNAME = re.compile(r"[a-z0-9_-]{1,64}")
 def issue_credentials(engine: Engine, client_id: str) -> dict[str, str]:
     """Give a client a new API password (the old one stops working); returns it once.
 
-    The client gets a new version in the change feed too: every process forgets which
-    credentials opened its cached private pages within one read of the feed.
+    The client gets a new version in the change feed too (storage does it with every
+    credentials write): every process forgets which credentials opened its cached private
+    pages within one read of the feed.
     """
     permalink = normalize_permalink(client_id)
     password = secrets.token_urlsafe(24)
@@ -41,7 +41,6 @@ def issue_credentials(engine: Engine, client_id: str) -> dict[str, str]:
             conn, client_id=permalink, username=permalink, password_hash=_hasher.hash(password)
         ):
             raise NotFound(f"Couldn't find Client with permalink={permalink}")
-        record_change(conn, [permalink])
     return {"username": permalink, "password": password}
 
 
