@@ -42,6 +42,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.stream_heartbeat_interval == 15.0
     assert config.metrics is True
     assert config.access_log is False
+    assert config.public_url is None
+    assert config.trust_forwarded_headers is False
 
 
 def test_every_setting_comes_from_its_environment_variable(
@@ -65,6 +67,8 @@ def test_every_setting_comes_from_its_environment_variable(
         "STREAM_HEARTBEAT_INTERVAL": "0.5",
         "METRICS": "false",
         "ACCESS_LOG": "true",
+        "PUBLIC_URL": "https://stats.example.org",
+        "TRUST_FORWARDED_HEADERS": "true",
     }
     for name, value in values.items():
         monkeypatch.setenv(f"CLIENTSTATS_{name}", value)
@@ -87,6 +91,8 @@ def test_every_setting_comes_from_its_environment_variable(
         stream_heartbeat_interval=0.5,
         metrics=False,
         access_log=True,
+        public_url="https://stats.example.org",
+        trust_forwarded_headers=True,
     )
 
 
@@ -155,6 +161,10 @@ def test_development_allows_what_production_refuses(monkeypatch: pytest.MonkeyPa
         ("ACCESS_LOG", "maybe"),
         ("ACCESS_LOG", "2"),
         ("METRICS", "enabled"),
+        ("PUBLIC_URL", "stats.example.org"),
+        ("PUBLIC_URL", "ftp://stats.example.org"),
+        ("PUBLIC_URL", "https://stats.example.org/?x=1"),
+        ("TRUST_FORWARDED_HEADERS", "maybe"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(

@@ -16,6 +16,8 @@ from starlette.routing import Route
 
 from clientstats.api import admin, client_api, health, metrics_endpoint, widget
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
+from clientstats.api.lists import endpoint as lists
+from clientstats.api.lists.cache import PageCache
 from clientstats.api.openapi import openapi_document
 from clientstats.api.route_labels import describer
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> ASGIApp:
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live
+        app.state.page_cache = PageCache()
         hub = StreamHub(
             live,
             max_subscribers=settings.stream_max_subscribers,
@@ -114,6 +117,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint.get_metrics, methods=["GET"]),
         *client_api.ROUTES,
+        *lists.ROUTES,
         *widget.ROUTES,
     ]
     app = Starlette(

@@ -11,6 +11,7 @@ from clientstats.api.openapi_client_api import (
     error_doc,
     path_parameters,
 )
+from clientstats.api.openapi_lists import LIST_SCHEMAS, list_paths
 from clientstats.domain.stats import RESPONSE_KEYS
 
 _INT64 = {"type": "integer", "format": "int64"}
@@ -152,6 +153,7 @@ def openapi_document() -> dict[str, Any]:
             "/health/live": {"get": _probe("Liveness")},
             "/health/ready": {"get": _probe("Readiness: the database answers")},
             **client_api_paths(),
+            **list_paths(),
         },
         "components": {
             "schemas": {
@@ -159,6 +161,7 @@ def openapi_document() -> dict[str, Any]:
                 "ImportSummary": IMPORT_SUMMARY_SCHEMA,
                 "Error": ERROR_SCHEMA,
                 **SCHEMAS,
+                **LIST_SCHEMAS,
             },
             "securitySchemes": {
                 "admin": {"type": "http", "scheme": "bearer"},

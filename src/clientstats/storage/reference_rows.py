@@ -173,6 +173,8 @@ def add_client_totals(conn: Connection, deltas: list[dict[str, Any]]) -> None:
             client_donations_count=t.client_donations_count + bindparam("d_client_donations_count"),
             pool_in_cents=t.pool_in_cents + bindparam("d_pool_in_cents"),
             pool_out_cents=t.pool_out_cents + bindparam("d_pool_out_cents"),
+            pool_in_count=t.pool_in_count + bindparam("d_pool_in_count"),
+            pool_out_count=t.pool_out_count + bindparam("d_pool_out_count"),
         ),
         params,
     )

@@ -25,6 +25,7 @@ from clientstats.domain.ledger import (
 )
 from clientstats.storage import reference_rows as rows
 from clientstats.storage.change_feed import record_change
+from clientstats.storage.list_aggregates import ListDeltas
 from clientstats.storage.tables import (
     client_projects,
     client_totals,
@@ -46,6 +47,8 @@ _CLIENT_COLUMNS = (
     "client_donations_count",
     "pool_in_cents",
     "pool_out_cents",
+    "pool_in_count",
+    "pool_out_count",
 )
 _IN_CHUNK = 500
 _PROJECT_BY_ID = select(projects).where(projects.c.id == bindparam("project_id"))
@@ -81,6 +84,7 @@ class SqlBook:
         self._requested: Counter[int] = Counter()
         self._client_deltas: dict[str, Counter[str]] = defaultdict(Counter)
         self._matched: Counter[int] = Counter()
+        self._list_deltas = ListDeltas()
         self._dirty_clients: set[str] = set()
         self._dirty_projects: set[int] = set()
 
@@ -358,14 +362,17 @@ class SqlBook:
         if not donation.moved_money:
             return
         amount = sign * donation.amount_in_cents
+        self._list_deltas.count(donation, sign=sign)
         if donation.project_id is not None:
             self._money[donation.project_id] += amount
             self._dirty_projects.add(donation.project_id)
         if donation.pool_client_id is not None:
             self._client_deltas[donation.pool_client_id]["pool_in_cents"] += amount
+            self._client_deltas[donation.pool_client_id]["pool_in_count"] += sign
             self._dirty_clients.add(donation.pool_client_id)
         if donation.channel is Channel.FORWARDING and donation.client_id is not None:
             self._client_deltas[donation.client_id]["pool_out_cents"] += amount
+            self._client_deltas[donation.client_id]["pool_out_count"] += sign
             self._dirty_clients.add(donation.client_id)
         if donation.channel is Channel.CLIENT and donation.client_id is not None:
             self._client_deltas[donation.client_id]["client_donated_in_cents"] += amount
@@ -388,6 +395,8 @@ class SqlBook:
         if self._new_deferred:
             self.conn.execute(insert(deferred_revocations), self._new_deferred)
         self._flush_aggregates()
+        self._list_deltas.flush(self.conn)
+        self._list_deltas = ListDeltas()
         self._bump_versions()
         self._new_donations, self._new_revocations, self._new_deferred = [], [], []
         self._stored_pool.clear()
