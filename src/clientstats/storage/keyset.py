@@ -41,7 +41,11 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool
     for key, value in reversed(list(zip(keys, values, strict=True))):
         beyond = key.expression < value if key.descending else key.expression > value
         clause = or_(beyond, and_(key.expression == value, clause))
-    return clause
+    # The same condition again as a plain bound on the first key: a planner cannot take a
+    # range from the OR alone (SQLite, with bound parameters, then reads every row before
+    # the cursor), but it seeks to this bound, so a page costs the same at any depth.
+    first, value = keys[0].expression, values[0]
+    return and_(first <= value if keys[0].descending else first >= value, clause)
 
 
 def page_rows(
