@@ -40,10 +40,10 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.worker_in_process is True
     assert config.stream_max_subscribers == 5000
     assert config.stream_heartbeat_interval == 15.0
-    assert config.public_url is None
-    assert config.trust_forwarded_headers is False
     assert config.metrics is True
     assert config.access_log is False
+    assert config.public_url is None
+    assert config.trust_forwarded_headers is False
 
 
 def test_every_setting_comes_from_its_environment_variable(
@@ -65,10 +65,10 @@ def test_every_setting_comes_from_its_environment_variable(
         "WORKER_IN_PROCESS": "false",
         "STREAM_MAX_SUBSCRIBERS": "200",
         "STREAM_HEARTBEAT_INTERVAL": "0.5",
-        "PUBLIC_URL": "https://stats.example.org",
-        "TRUST_FORWARDED_HEADERS": "true",
         "METRICS": "false",
         "ACCESS_LOG": "true",
+        "PUBLIC_URL": "https://stats.example.org",
+        "TRUST_FORWARDED_HEADERS": "true",
     }
     for name, value in values.items():
         monkeypatch.setenv(f"CLIENTSTATS_{name}", value)
@@ -89,10 +89,10 @@ def test_every_setting_comes_from_its_environment_variable(
         worker_in_process=False,
         stream_max_subscribers=200,
         stream_heartbeat_interval=0.5,
-        public_url="https://stats.example.org",
-        trust_forwarded_headers=True,
         metrics=False,
         access_log=True,
+        public_url="https://stats.example.org",
+        trust_forwarded_headers=True,
     )
 
 
@@ -158,13 +158,13 @@ def test_development_allows_what_production_refuses(monkeypatch: pytest.MonkeyPa
         ("ENVIRONMENT", "staging"),
         ("STREAM_MAX_SUBSCRIBERS", "0"),
         ("STREAM_HEARTBEAT_INTERVAL", "0"),
+        ("ACCESS_LOG", "maybe"),
+        ("ACCESS_LOG", "2"),
+        ("METRICS", "enabled"),
         ("PUBLIC_URL", "stats.example.org"),
         ("PUBLIC_URL", "ftp://stats.example.org"),
         ("PUBLIC_URL", "https://stats.example.org/?x=1"),
         ("TRUST_FORWARDED_HEADERS", "maybe"),
-        ("ACCESS_LOG", "maybe"),
-        ("ACCESS_LOG", "2"),
-        ("METRICS", "enabled"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(
