@@ -50,11 +50,12 @@ class Phase:
 
 
 EVENTS, IMPORTING = "clientstats.domain.events", "clientstats.services.importing"
-BOOK = "clientstats.storage.sql_book"
+BOOK, LINES = "clientstats.storage.sql_book", "clientstats.services.event_lines"
 PHASES = (  # label, module, class, function, outer
     ("JSON decoding", "json", None, "loads", True),
     ("JSON decoding", "orjson", None, "loads", True),
     ("validation (decoded object -> event)", EVENTS, None, "parse_event", True),
+    ("validation (decoded object -> event)", LINES, None, "parse_event", True),
     ("booking rules (incl. lazy reads)", IMPORTING, None, "apply_event", True),
     ("batch reads (prefetch)", BOOK, "SqlBook", "prefetch", True),
     ("writing rows and aggregates (flush)", BOOK, "SqlBook", "flush", True),

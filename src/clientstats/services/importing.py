@@ -18,9 +18,9 @@ from clientstats.domain.events import (
     EventInvalid,
     ForwardingEvent,
     RevocationEvent,
-    parse_line,
 )
 from clientstats.domain.ledger import BookingRejected, Donation
+from clientstats.services.event_lines import decode_event
 from clientstats.storage.database import retrying, write_transaction
 from clientstats.storage.schema import refresh_planner_statistics
 from clientstats.storage.sql_book import SqlBook
@@ -89,7 +89,7 @@ def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Par
             yield number, EventInvalid({"line": [f"is longer than {MAX_LINE_BYTES} bytes"]})
             continue
         try:
-            yield number, parse_line(raw, now=now)
+            yield number, decode_event(raw, now=now)
         except EventInvalid as invalid:
             yield number, invalid
 
