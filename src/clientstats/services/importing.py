@@ -13,10 +13,13 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from clientstats.domain.booking import Outcome, apply_event
 from clientstats.domain.events import (
+    ClientProjectEvent,
     DonationEvent,
     Event,
     EventInvalid,
     ForwardingEvent,
+    NeedEvent,
+    ProjectEvent,
     RevocationEvent,
 )
 from clientstats.domain.ledger import BookingRejected, Donation
@@ -192,6 +195,12 @@ def _apply_in_one_transaction(
             references=_references(events),
             project_ids=_projects(events),
             revoked=(event.token for event in events if isinstance(event, RevocationEvent)),
+            need_ids=(event.id for event in events if isinstance(event, NeedEvent)),
+            memberships=(
+                (event.client_id, event.project_id)
+                for event in events
+                if isinstance(event, ClientProjectEvent)
+            ),
         )
         for number, event in batch:
             if isinstance(event, EventInvalid):
@@ -230,6 +239,11 @@ def _entries(events: list[Event]) -> Iterator[Donation]:
 
 
 def _projects(events: list[Event]) -> Iterator[int]:
+    for event in events:
+        if isinstance(event, ProjectEvent):
+            yield event.id
+        elif isinstance(event, NeedEvent | ClientProjectEvent) and event.project_id is not None:
+            yield event.project_id
     for entry in _entries(events):
         if entry.project_id is not None:
             yield entry.project_id
