@@ -33,6 +33,8 @@ from typing import Any
 from bench_import import write_file
 from common import emit, markdown_header, progress, table
 
+from clientstats.services.importing import DEFAULT_BATCH_SIZE
+
 
 @dataclass
 class Phase:
@@ -204,7 +206,7 @@ def main() -> None:
     """Generate the file, run the timed and the profiled import, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--seed", type=int, default=2015)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--database-url", help="a PostgreSQL URL (default: a SQLite file)")
