@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from clientstats.domain.events import RevocationEvent
 from clientstats.domain.ledger import (
@@ -24,6 +24,7 @@ from clientstats.domain.ledger import (
     Need,
     Project,
 )
+from clientstats.storage import book_statements as q
 from clientstats.storage import reference_rows as rows
 from clientstats.storage.aggregate_deltas import AggregateDeltas
 from clientstats.storage.change_feed import record_change
@@ -32,7 +33,6 @@ from clientstats.storage.tables import (
     client_projects,
     client_totals,
     clients,
-    deferred_revocations,
     donations,
     matching_fund_projects,
     matching_fund_totals,
@@ -43,57 +43,7 @@ from clientstats.storage.tables import (
     revocations,
 )
 from clientstats.storage.token_locks import lock_tokens
-from clientstats.storage.value_lists import PerDialect, in_values, values_param
-
-_PROJECT_BY_ID = select(projects).where(projects.c.id == bindparam("project_id"))
-_CLIENT_BY_ID = select(clients).where(clients.c.permalink == bindparam("key"))
-_NEED_BY_ID = select(needs).where(needs.c.id == bindparam("key"))
-_UPDATE_CLIENT = update(clients).where(clients.c.permalink == bindparam("key"))
-_UPDATE_PROJECT = update(projects).where(projects.c.id == bindparam("key"))
-_UPDATE_NEED = update(needs).where(needs.c.id == bindparam("key"))
-_MEMBERSHIP = (
-    client_projects.c.client_id == bindparam("c"),
-    client_projects.c.project_id == bindparam("p"),
-)
-_IS_MEMBER = select(client_projects.c.client_id).where(*_MEMBERSHIP)
-_REMOVE_MEMBER = delete(client_projects).where(*_MEMBERSHIP)
-_NEEDS = PerDialect(lambda d: select(needs).where(in_values(needs.c.id, d)))
-_MEMBERS = PerDialect(
-    lambda d: select(client_projects.c.project_id).where(
-        client_projects.c.client_id == bindparam("client_id"),
-        in_values(client_projects.c.project_id, d),
-    )
-)
-_DONATIONS = PerDialect(lambda d: select(donations).where(in_values(donations.c.token, d)))
-_REVOKED = PerDialect(
-    lambda d: select(revocations.c.token).where(in_values(revocations.c.token, d))
-)
-_DEFERRED = PerDialect(
-    lambda d: select(deferred_revocations.c.token, deferred_revocations.c.created_at).where(
-        in_values(deferred_revocations.c.token, d)
-    )
-)
-_REFERENCES = PerDialect(
-    lambda d: select(donations.c.token, donations.c.client_reference).where(
-        donations.c.client_id == bindparam("client_id"),
-        in_values(donations.c.client_reference, d),
-    )
-)
-_PROJECTS = PerDialect(lambda d: select(projects).where(in_values(projects.c.id, d)))
-_FUND_LINKS = PerDialect(
-    lambda d: (
-        select(matching_fund_projects.c.project_id, matching_fund_projects.c.fund_id)
-        .where(in_values(matching_fund_projects.c.project_id, d))
-        .order_by(matching_fund_projects.c.fund_id)
-    )
-)
-_CLIENTS_OF_PROJECTS = PerDialect(
-    lambda d: (
-        select(client_projects.c.client_id)
-        .where(in_values(client_projects.c.project_id, d))
-        .distinct()
-    )
-)
+from clientstats.storage.value_lists import values_param
 
 
 class SqlBook:
@@ -136,8 +86,10 @@ class SqlBook:
         Locks the tokens first (`revoked`: those the batch revokes), see storage.token_locks.
         """
         wanted = sorted({t for t in tokens if t not in self._donations})
+        revoked = sorted(set(revoked))
         lock_tokens(self.conn, booked=wanted, revoked=revoked)
         self._prefetch_tokens(wanted)
+        self._prefetch_matching_of([t for t in revoked if t not in self._matching_of])
         by_client: dict[str, list[str]] = defaultdict(list)
         for ref in sorted({r for r in references if r not in self._references}):
             self._references[ref] = None
@@ -145,7 +97,7 @@ class SqlBook:
         for client_id, refs in by_client.items():
             # Both columns, so the (client_id, client_reference) unique index serves it.
             params = {"client_id": client_id, **values_param(self.conn, refs)}
-            for token, reference in self.conn.execute(_REFERENCES(self.conn), params):
+            for token, reference in self.conn.execute(q.REFERENCES(self.conn), params):
                 self._references[(client_id, reference)] = token
         self._prefetch_projects(sorted({p for p in project_ids if p not in self._projects}))
         self._prefetch_needs(sorted({n for n in need_ids if n not in self._needs}))
@@ -155,7 +107,7 @@ class SqlBook:
         if not wanted:
             return
         self._needs.update(dict.fromkeys(wanted))
-        for row in self.conn.execute(_NEEDS(self.conn), values_param(self.conn, wanted)):
+        for row in self.conn.execute(q.NEEDS(self.conn), values_param(self.conn, wanted)):
             self._needs[row.id] = rows.need(row)
 
     def _prefetch_members(self, wanted: set[tuple[str, int]]) -> None:
@@ -165,7 +117,7 @@ class SqlBook:
             by_client[client_id].append(project_id)
         for client_id, project_ids in by_client.items():
             params = {"client_id": client_id, **values_param(self.conn, project_ids)}
-            for project_id in self.conn.execute(_MEMBERS(self.conn), params).scalars():
+            for project_id in self.conn.execute(q.MEMBERS(self.conn), params).scalars():
                 self._members[(client_id, project_id)] = True
 
     def _prefetch_tokens(self, wanted: list[str]) -> None:
@@ -175,18 +127,35 @@ class SqlBook:
             self._donations[t] = None
             self._revoked[t] = False
             self._deferred[t] = None
-        for row in self.conn.execute(_DONATIONS(self.conn), values_param(self.conn, wanted)):
+        for row in self.conn.execute(q.DONATIONS(self.conn), values_param(self.conn, wanted)):
             self._donations[row.token] = rows.donation(row)
         # Only a booked donation can be revoked (the revocation refers to it).
         booked = [t for t in wanted if self._donations[t] is not None]
         if booked:
-            revoked = self.conn.execute(_REVOKED(self.conn), values_param(self.conn, booked))
+            revoked = self.conn.execute(q.REVOKED(self.conn), values_param(self.conn, booked))
             for (token,) in revoked:
                 self._revoked[token] = True
         self._prefetch_deferred(wanted)
 
+    def _prefetch_matching_of(self, tokens: list[str]) -> None:
+        """The matching donations booked for `tokens` (a revocation revokes them too)."""
+        if not tokens:
+            return
+        self._matching_of.update(dict.fromkeys(tokens))
+        found = []
+        for row in self.conn.execute(q.MATCHING_OF(self.conn), values_param(self.conn, tokens)):
+            matching = rows.donation(row)
+            self._matching_of[row.matched_token] = matching
+            if matching.token not in self._revoked:
+                self._revoked[matching.token] = False
+                found.append(matching.token)
+        if found:
+            revoked = self.conn.execute(q.REVOKED(self.conn), values_param(self.conn, found))
+            for (token,) in revoked:
+                self._revoked[token] = True
+
     def _prefetch_deferred(self, tokens: list[str]) -> None:
-        kept = self.conn.execute(_DEFERRED(self.conn), values_param(self.conn, tokens))
+        kept = self.conn.execute(q.DEFERRED(self.conn), values_param(self.conn, tokens))
         for token, created_at in kept:
             self._deferred[token] = RevocationEvent(token, created_at)
 
@@ -197,26 +166,26 @@ class SqlBook:
             self._projects[project_id] = None
             self._fund_ids[project_id] = []
         params = values_param(self.conn, wanted)
-        for row in self.conn.execute(_PROJECTS(self.conn), params):
+        for row in self.conn.execute(q.PROJECTS(self.conn), params):
             self._projects[row.id] = rows.project(row)
-        for project_id, fund_id in self.conn.execute(_FUND_LINKS(self.conn), params):
+        for project_id, fund_id in self.conn.execute(q.FUND_LINKS(self.conn), params):
             self._fund_ids[project_id].append(fund_id)
 
     def get_client(self, permalink: str) -> Client | None:
         if permalink not in self._clients:
-            row = self.conn.execute(_CLIENT_BY_ID, {"key": permalink}).first()
+            row = self.conn.execute(q.CLIENT_BY_ID, {"key": permalink}).first()
             self._clients[permalink] = None if row is None else rows.client(row)
         return self._clients[permalink]
 
     def get_project(self, project_id: int) -> Project | None:
         if project_id not in self._projects:
-            row = self.conn.execute(_PROJECT_BY_ID, {"project_id": project_id}).first()
+            row = self.conn.execute(q.PROJECT_BY_ID, {"project_id": project_id}).first()
             self._projects[project_id] = None if row is None else rows.project(row)
         return self._projects[project_id]
 
     def get_need(self, need_id: int) -> Need | None:
         if need_id not in self._needs:
-            row = self.conn.execute(_NEED_BY_ID, {"key": need_id}).first()
+            row = self.conn.execute(q.NEED_BY_ID, {"key": need_id}).first()
             self._needs[need_id] = None if row is None else rows.need(row)
         return self._needs[need_id]
 
@@ -251,7 +220,7 @@ class SqlBook:
     def is_member(self, client_id: str, project_id: int) -> bool:
         key = (client_id, project_id)
         if key not in self._members:
-            found = self.conn.execute(_IS_MEMBER, {"c": client_id, "p": project_id}).first()
+            found = self.conn.execute(q.IS_MEMBER, {"c": client_id, "p": project_id}).first()
             self._members[key] = found is not None
         return self._members[key]
 
@@ -311,7 +280,7 @@ class SqlBook:
             self.conn.execute(insert(client_totals), {"client_id": client.permalink})
         else:
             del values["permalink"]
-            self.conn.execute(_UPDATE_CLIENT, {"key": client.permalink, **values})
+            self.conn.execute(q.UPDATE_CLIENT, {"key": client.permalink, **values})
         self._clients[client.permalink] = client
         self._deltas.dirty_clients.add(client.permalink)
 
@@ -322,7 +291,7 @@ class SqlBook:
             self.conn.execute(insert(project_totals), {"project_id": project.id})
         else:
             del values["id"]
-            self.conn.execute(_UPDATE_PROJECT, {"key": project.id, **values})
+            self.conn.execute(q.UPDATE_PROJECT, {"key": project.id, **values})
         self._projects[project.id] = project
         self._deltas.dirty_projects.add(project.id)
 
@@ -333,7 +302,7 @@ class SqlBook:
             self.conn.execute(insert(needs), values)
         else:
             del values["id"]
-            self.conn.execute(_UPDATE_NEED, {"key": need.id, **values})
+            self.conn.execute(q.UPDATE_NEED, {"key": need.id, **values})
             self._deltas.add_requested(old.project_id, -old.requested_amount_in_cents)
         self._deltas.add_requested(need.project_id, need.requested_amount_in_cents)
         self._needs[need.id] = need
@@ -364,7 +333,7 @@ class SqlBook:
             values = {"client_id": client_id, "project_id": project_id}
             self.conn.execute(insert(client_projects), values)
         else:
-            self.conn.execute(_REMOVE_MEMBER, {"c": client_id, "p": project_id})
+            self.conn.execute(q.REMOVE_MEMBER, {"c": client_id, "p": project_id})
         self._members[(client_id, project_id)] = member
         self._deltas.dirty_clients.add(client_id)
 
@@ -405,7 +374,7 @@ class SqlBook:
         dirty, projects = self._deltas.take_dirty()
         if projects:
             params = values_param(self.conn, sorted(projects))
-            dirty.update(self.conn.execute(_CLIENTS_OF_PROJECTS(self.conn), params).scalars())
+            dirty.update(self.conn.execute(q.CLIENTS_OF_PROJECTS(self.conn), params).scalars())
         record_change(self.conn, dirty)
         self._stored_pool.clear()
         self._stored_matched.clear()
