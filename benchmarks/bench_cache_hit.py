@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -51,6 +52,10 @@ from common import (
 )
 
 GOAL_RATIO = 0.85
+GOAL_OBSERVABILITY_RATIO = 0.90  # metrics and access log on may cost at most 10 %
+OBSERVED = "clientstats +metrics +log"
+OBSERVABILITY_OFF = {"CLIENTSTATS_METRICS": "false", "CLIENTSTATS_ACCESS_LOG": "false"}
+OBSERVABILITY_ON = {"CLIENTSTATS_METRICS": "true", "CLIENTSTATS_ACCESS_LOG": "true"}
 GOAL_P99_MS = 3.0
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 # Headers uvicorn adds itself (the raw app gets them from uvicorn just the same), and the
@@ -188,7 +193,20 @@ def _measure(args: argparse.Namespace, workdir: Path, database_url: str) -> list
     product_cmd += ["--no-worker"] if args.no_worker else []
     product_cmd += ["--workers", str(args.workers)]
     server_env = _server_env(database_url, args)
-    with child(product_cmd, name="clientstats serve", env=server_env) as prod:
+    observed_port = free_port()
+    with contextlib.ExitStack() as stack:
+        if args.compare_observability:
+            server_env = {**server_env, **OBSERVABILITY_OFF}
+            observed_cmd = [*product_cmd[:5], str(observed_port), *product_cmd[6:]]
+            observed = stack.enter_context(
+                child(
+                    observed_cmd,
+                    name="clientstats serve (metrics, access log)",
+                    env={**server_env, **OBSERVABILITY_ON},
+                    stderr_file=workdir / "access.log",
+                )
+            )
+        prod = stack.enter_context(child(product_cmd, name="clientstats serve", env=server_env))
         product_url = f"http://127.0.0.1:{product_port}{path}"
         wait_for_http(f"http://127.0.0.1:{product_port}/health/live", prod)
         status, body, headers = fetch(product_url)  # the miss that fills the cache
@@ -211,10 +229,20 @@ def _measure(args: argparse.Namespace, workdir: Path, database_url: str) -> list
             same = _compare(product_url, raw_url)
             urls = {"clientstats": product_url, "raw ASGI": raw_url}
             pids = {"clientstats": prod.process.pid, "raw ASGI": raw.process.pid}
+            if args.compare_observability:
+                observed_url = f"http://127.0.0.1:{observed_port}{path}"
+                wait_for_http(observed_url, observed)
+                _compare(observed_url, raw_url)
+                urls[OBSERVED] = observed_url
+                pids[OBSERVED] = observed.process.pid
             runs = _alternate(urls, pids, args)
+            log_lines = _lines_in(workdir / "access.log")
     progress("in-process cost per call of each ASGI app (no server, no network)")
-    costs = asyncio.run(in_process_costs(database_url, path, body, kept, args))
-    return _report(args, runs, same, body, kept, costs)
+    costs = asyncio.run(in_process_costs(database_url, path, body, kept, args, workdir))
+    lines = _report(args, runs, same, body, kept, costs)
+    if args.compare_observability:
+        lines += _observability_report(runs, costs, log_lines)
+    return lines
 
 
 async def _per_call_us(app: Any, scope: dict[str, Any], calls: int) -> float:
@@ -236,6 +264,7 @@ async def in_process_costs(
     body: bytes,
     headers: list[tuple[str, str]],
     args: argparse.Namespace,
+    workdir: Path,
 ) -> dict[str, list[float]]:
     """Microseconds per call of the product's ASGI app and of the raw app, called directly.
 
@@ -243,8 +272,6 @@ async def in_process_costs(
     through the ASGI lifespan protocol, so it is the shipped app minus uvicorn; a cache hit
     through it is compared with raw_asgi.make_app on the same scope.
     """
-    from raw_asgi import make_app
-
     from clientstats.api.app import create_app
     from clientstats.config import load_settings
 
@@ -252,7 +279,34 @@ async def in_process_costs(
     os.environ["CLIENTSTATS_WORKER_IN_PROCESS"] = "false" if args.no_worker else "true"
     if args.redis_url:
         os.environ["CLIENTSTATS_REDIS_URL"] = args.redis_url
-    product = create_app(load_settings())
+    if not args.compare_observability:
+        return await _in_process_costs(create_app(load_settings()), path, body, headers, args)
+    os.environ.update(OBSERVABILITY_OFF)
+    off = create_app(load_settings())
+    os.environ.update(OBSERVABILITY_ON)
+    on = create_app(load_settings())
+    # The access log goes to stderr: to a file while the apps are called (as in the servers).
+    saved = os.dup(2)
+    with (workdir / "in-process-access.log").open("ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            with_off = await _in_process_costs(off, path, body, headers, args)
+            with_on = await _in_process_costs(on, path, body, headers, args)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return {**with_off, OBSERVED: with_on["clientstats"]}
+
+
+async def _in_process_costs(
+    product: Any,
+    path: str,
+    body: bytes,
+    headers: list[tuple[str, str]],
+    args: argparse.Namespace,
+) -> dict[str, list[float]]:
+    from raw_asgi import make_app
+
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     lifespan = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
@@ -324,7 +378,10 @@ def _alternate(
     runs = []
     names = list(urls)
     for round_ in range(1, args.rounds + 1):
-        order = names if round_ % 2 else names[::-1]
+        # A B, B A with two servers; with three, each takes each place in turn.
+        shift = (round_ - 1) % len(names)
+        order = (names[shift:] + names[:shift]) if len(names) > 2 else names
+        order = order if round_ % 2 or len(names) > 2 else names[::-1]
         for name in order:
             before = cpu_seconds(pids[name])
             output = run_wrk(urls[name], args, args.duration)
@@ -385,7 +442,7 @@ def _report(
         [_row(r) for r in runs],
     )
     summary = {}
-    for name in ("clientstats", "raw ASGI"):
+    for name in dict.fromkeys(r.server for r in runs):
         mine = [r for r in runs if r.server == name]
         summary[name] = (
             median([r.requests_per_s for r in mine]),
@@ -459,6 +516,55 @@ def _report(
     return lines
 
 
+def _lines_in(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as file:
+        return sum(1 for line in file if line.startswith(b"{"))
+
+
+def _observability_report(
+    runs: list[WrkRun], costs: dict[str, list[float]], log_lines: int
+) -> list[str]:
+    """Metrics and access log on vs both off: the same product, alternated in each round."""
+    pairs = [
+        (on, off)
+        for on in runs
+        if on.server == OBSERVED
+        for off in runs
+        if off.server == "clientstats" and off.round == on.round
+    ]
+    per_round = [on.requests_per_s / off.requests_per_s for on, off in pairs]
+    ratio = median(per_round)
+    cpu = median([off.cpu_us_per_request / on.cpu_us_per_request for on, off in pairs])
+    p99_on = median([on.p99_ms for on, _ in pairs])
+    p99_off = median([off.p99_ms for _, off in pairs])
+    on_us, off_us = median(costs[OBSERVED]), median(costs["clientstats"])
+    off_cpu = median([off.cpu_us_per_request for _, off in pairs])
+    derived = off_cpu / (off_cpu + on_us - off_us)
+    return [
+        "",
+        "## Observability: metrics and access log on vs off",
+        "",
+        f"`{OBSERVED}` is `clientstats serve` with `CLIENTSTATS_METRICS=true` and "
+        "`CLIENTSTATS_ACCESS_LOG=true`; `clientstats` above is the same server with both "
+        "`false` (the X-Request-ID header is on in both). They ran alternately with the raw "
+        "app in every round. The access log went to a file in the benchmark's temporary "
+        f"directory (stderr redirected there; real writes, not /dev/null): {log_lines:,} lines.",
+        "",
+        f"- req/s ratio on / off, median of the per-round ratios: **{ratio:.3f}** (per round: "
+        f"{', '.join(f'{x:.3f}' for x in per_round)}); goal >= {GOAL_OBSERVABILITY_RATIO}: "
+        f"{verdict(ratio >= GOAL_OBSERVABILITY_RATIO)}",
+        f"- server CPU time per request, off / on, median of the per-round ratios: **{cpu:.3f}**",
+        f"- p99 latency, median of rounds: {p99_on:.3f} ms on, {p99_off:.3f} ms off",
+        f"- in-process, one cache hit: **{on_us:.2f} us** on vs {off_us:.2f} us off "
+        f"(+{on_us - off_us:.2f} us for the metrics counters and one access log line); with "
+        f"the off server's median {off_cpu:.1f} CPU-us per request, that predicts an on / off "
+        f"req/s ratio of about **{derived:.3f}** (derived, not measured; the in-process figure "
+        "is the one other processes on the machine disturb least)",
+    ]
+
+
 def main() -> None:
     """Parse options, run the benchmark, print (and optionally record) the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -477,6 +583,12 @@ def main() -> None:
         "created, seeded and dropped afterwards (default: a temporary SQLite file)",
     )
     parser.add_argument("--redis-url", help="CLIENTSTATS_REDIS_URL of the server (default none)")
+    parser.add_argument(
+        "--compare-observability",
+        action="store_true",
+        help="also run a second clientstats server with metrics and the access log on (to a "
+        "file), and the first with both off; all three alternate",
+    )
     parser.add_argument("--inprocess-calls", type=int, default=100_000)
     parser.add_argument("--inprocess-rounds", type=int, default=5)
     parser.add_argument("--output", type=Path, help="also write the report to this file")

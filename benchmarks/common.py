@@ -6,6 +6,7 @@ puts this folder first on `sys.path`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = REPO / "benchmarks"
@@ -146,15 +148,29 @@ class Child:
 
 
 @contextmanager
-def child(args: Sequence[str], *, name: str, env: dict[str, str] | None = None) -> Iterator[Child]:
-    """Run a long-lived child process (a server) for the duration of a `with` block."""
-    process = subprocess.Popen(
-        list(args),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def child(
+    args: Sequence[str],
+    *,
+    name: str,
+    env: dict[str, str] | None = None,
+    stderr_file: Path | None = None,
+) -> Iterator[Child]:
+    """Run a long-lived child process (a server) for the duration of a `with` block.
+
+    `stderr_file`: stderr goes there instead of the pipe (for a server that writes a line
+    per request, which would fill a pipe nobody reads).
+    """
+    with contextlib.ExitStack() as files:
+        stderr: Any = subprocess.STDOUT
+        if stderr_file is not None:
+            stderr = files.enter_context(stderr_file.open("ab"))
+        process = subprocess.Popen(
+            list(args),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+        )
     running = Child(process, name)
     try:
         yield running

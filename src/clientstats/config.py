@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     worker_in_process: bool = True
     stream_max_subscribers: int = Field(default=5000, ge=1, le=1_000_000)
     stream_heartbeat_interval: float = Field(default=15.0, gt=0, le=3600)
+    metrics: bool = True
+    access_log: bool = False
+    # Where the service is reached from outside; links in the lists start with it.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # Take X-Forwarded-Proto/-Host for links only when a proxy in front sets (and overwrites) them.
+    trust_forwarded_headers: bool = False
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

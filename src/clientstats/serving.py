@@ -49,15 +49,21 @@ def listen(host: str, port: int) -> socket.socket:
 
 def run(config: Settings, sock: socket.socket, *, workers: int) -> None:
     """Serve on `sock` until SIGTERM or SIGINT, which let the requests in flight finish."""
-    from clientstats.api.app import create_app
-
     if workers == 1:
+        from clientstats.api.app import create_app
+
         serve_in_this_process(create_app(config), sock)
         return
-    from clientstats.supervisor import Supervisor
+    from clientstats.observability.multiprocess import multiprocess_directory
 
-    # Each process builds its own app (engine, caches, booking thread) after the fork.
-    Supervisor(lambda: create_app(config), sock, workers=workers).run()
+    # The processes keep their metrics in files there, summed by whichever answers a scrape.
+    with multiprocess_directory() if config.metrics else contextlib.nullcontext():
+        # Imported only now: prometheus_client picks file-backed metrics at import.
+        from clientstats.api.app import create_app
+        from clientstats.supervisor import Supervisor
+
+        # Each process builds its own app (engine, caches, booking thread) after the fork.
+        Supervisor(lambda: create_app(config), sock, workers=workers).run()
 
 
 def serve_in_this_process(app: Any, sock: socket.socket) -> None:

@@ -22,6 +22,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
+from clientstats.observability.multiprocess import process_died
 from clientstats.serving import UVICORN_OPTIONS
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -65,6 +66,11 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
         self.handle_term()
 
 
+def _child_exit(_arbiter: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges go with it (its counted totals stay)."""
+    process_died(worker.pid)
+
+
 class Supervisor(BaseApplication):  # type: ignore[misc]
     """gunicorn configured in code (no config file, no GUNICORN_CMD_ARGS) on a bound socket."""
 
@@ -79,6 +85,7 @@ class Supervisor(BaseApplication):  # type: ignore[misc]
             "keepalive": KEEPALIVE,
             # A control socket at one shared default path would collide between servers.
             "control_socket_disable": True,
+            "child_exit": _child_exit,
         }
         super().__init__()
 

@@ -52,6 +52,20 @@ STATES = (
     f"{CLIENT}/donation_pledges/{{request_id}}",
     f"{CLIENT}/forwarding_requests/{{request_id}}",
 )
+LISTS = (
+    CLIENT,
+    f"{CLIENT}/projects",
+    f"{CLIENT}/projects/{{project_id}}",
+    "/{locale}/api_v4/projects/{project_id}/needs",
+    "/{locale}/api_v4/projects/{project_id}/needs/{need_id}",
+    f"{CLIENT}/client_donations",
+    f"{CLIENT}/client_donations/{{key}}",
+    f"{CLIENT}/pool",
+    f"{CLIENT}/pool/forwardings",
+    f"{CLIENT}/matching_funds",
+    f"{CLIENT}/matching_funds/{{fund_id}}",
+)
+LIST_OPERATIONS = {f"GET {path}{suffix}" for path in LISTS for suffix in (".json", "")}
 CLIENT_OPERATIONS = {
     *(f"POST {path}{suffix}" for path in CREATES for suffix in (".json", "")),
     *(f"GET {path}{suffix}" for path in STATES for suffix in (".json", "")),
@@ -63,6 +77,7 @@ OPERATIONS = {
     "GET /health/live",
     "GET /health/ready",
     *CLIENT_OPERATIONS,
+    *LIST_OPERATIONS,
 }
 # Which answers a body the document calls valid, or invalid, may get from the client API: a
 # valid one is stored (202), or names a reference stored with another body (409), never 422.
@@ -150,6 +165,21 @@ def fuzz_config(base_url: str, clients: list[FuzzClient]) -> schemathesis.Config
                     "/projects/[^/]+/forwarding_requests", project_id=forwarding.project_id
                 ),
                 forwarding.operation("/forwarding_requests/", request_id=forwarding.request_id),
+                # The drill-down lists of the pledging client, with its credentials and real
+                # ids: many answers are 400s (facets, order) or 404s, a few are 200s.
+                {
+                    "include-path-regex": "^/[^/]+/api_v4/(clients/[^/]+(\\.json)?$|clients/[^/]+"
+                    "/(projects|client_donations|pool|matching_funds)|projects/[^/]+/needs)",
+                    "parameters": {
+                        "client_id": pledging.permalink,
+                        "project_id": pledging.project_id,
+                        "key": "first",
+                    },
+                    "auth": {
+                        "basic": {"username": pledging.username, "password": pledging.password}
+                    },
+                    "generation": {"max-examples": 10},
+                },
                 # The paths without .json reach the same handlers: fewer cases for them, and
                 # without the coverage phase (its boundary cases are what reach a 422).
                 {
@@ -211,6 +241,9 @@ def test_every_response_conforms_to_the_document(
         if operation.startswith("POST") and operation.endswith(".json"):
             expected.add(422)
         assert expected <= {status for op, status in answers if op == operation}, operation
+    # The lists answered real pages to real ids, and refused parameters they cannot use.
+    list_statuses = {status for op, status in answers if op in LIST_OPERATIONS}
+    assert {200, 400} <= list_statuses, list_statuses
 
 
 def test_the_harness_reports_a_response_that_breaks_the_document(

@@ -40,6 +40,10 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.worker_in_process is True
     assert config.stream_max_subscribers == 5000
     assert config.stream_heartbeat_interval == 15.0
+    assert config.metrics is True
+    assert config.access_log is False
+    assert config.public_url is None
+    assert config.trust_forwarded_headers is False
 
 
 def test_every_setting_comes_from_its_environment_variable(
@@ -61,6 +65,10 @@ def test_every_setting_comes_from_its_environment_variable(
         "WORKER_IN_PROCESS": "false",
         "STREAM_MAX_SUBSCRIBERS": "200",
         "STREAM_HEARTBEAT_INTERVAL": "0.5",
+        "METRICS": "false",
+        "ACCESS_LOG": "true",
+        "PUBLIC_URL": "https://stats.example.org",
+        "TRUST_FORWARDED_HEADERS": "true",
     }
     for name, value in values.items():
         monkeypatch.setenv(f"CLIENTSTATS_{name}", value)
@@ -81,6 +89,10 @@ def test_every_setting_comes_from_its_environment_variable(
         worker_in_process=False,
         stream_max_subscribers=200,
         stream_heartbeat_interval=0.5,
+        metrics=False,
+        access_log=True,
+        public_url="https://stats.example.org",
+        trust_forwarded_headers=True,
     )
 
 
@@ -146,6 +158,13 @@ def test_development_allows_what_production_refuses(monkeypatch: pytest.MonkeyPa
         ("ENVIRONMENT", "staging"),
         ("STREAM_MAX_SUBSCRIBERS", "0"),
         ("STREAM_HEARTBEAT_INTERVAL", "0"),
+        ("ACCESS_LOG", "maybe"),
+        ("ACCESS_LOG", "2"),
+        ("METRICS", "enabled"),
+        ("PUBLIC_URL", "stats.example.org"),
+        ("PUBLIC_URL", "ftp://stats.example.org"),
+        ("PUBLIC_URL", "https://stats.example.org/?x=1"),
+        ("TRUST_FORWARDED_HEADERS", "maybe"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(
@@ -155,6 +174,22 @@ def test_malformed_values_are_refused_naming_the_variable(
     with pytest.raises(ConfigurationError) as raised:
         load_settings()
     assert f"CLIENTSTATS_{name}" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        *[("true", True), ("1", True), ("on", True), ("yes", True), ("TRUE", True)],
+        *[("false", False), ("0", False), ("off", False), ("no", False)],
+    ],
+)
+def test_the_access_log_and_metrics_switches_read_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, written: str, meant: bool
+) -> None:
+    monkeypatch.setenv("CLIENTSTATS_ACCESS_LOG", written)
+    monkeypatch.setenv("CLIENTSTATS_METRICS", written)
+    config = load_settings()
+    assert (config.access_log, config.metrics) == (meant, meant)
 
 
 def _serve(tmp_path: object, **env: str) -> subprocess.CompletedProcess[str]:

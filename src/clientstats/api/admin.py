@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from clientstats.api.errors import JSON
 from clientstats.errors import Unauthenticated, UnsupportedMediaType, ValidationFailed
+from clientstats.observability.tallies import count_import
 from clientstats.services.blocking import run_blocking
 from clientstats.services.importing import ImportReport, PlannerRefresh, apply_lines
 
@@ -61,12 +62,16 @@ async def post_events(request: Request) -> Response:
     report = ImportReport()
     refresh = PlannerRefresh()  # a large upload is a bulk load too
     chunk: list[tuple[int, bytes]] = []
-    async for numbered in _numbered_lines(request):
-        chunk.append(numbered)
-        if len(chunk) >= batch_size:
-            await run_blocking(timeout, partial(apply_lines, engine, chunk, report, refresh))
-            chunk = []
-    await run_blocking(timeout, partial(apply_lines, engine, chunk, report, refresh))
+    try:
+        async for numbered in _numbered_lines(request):
+            chunk.append(numbered)
+            if len(chunk) >= batch_size:
+                await run_blocking(timeout, partial(apply_lines, engine, chunk, report, refresh))
+                chunk = []
+        await run_blocking(timeout, partial(apply_lines, engine, chunk, report, refresh))
+    finally:
+        # From the summary, once per upload (also one cut short): never per line.
+        count_import(report.summary())
     if not report.ok:
         problems = sorted(report.rejected + report.failures, key=lambda r: r.line)
         raise ValidationFailed(

@@ -14,9 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientstats.api import admin, client_api, health, widget
+from clientstats.api import admin, client_api, health, metrics_endpoint, widget
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
+from clientstats.api.lists import endpoint as lists
+from clientstats.api.lists.cache import PageCache
 from clientstats.api.openapi import openapi_document
+from clientstats.api.route_labels import describer
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
 from clientstats.api.stop_signals import on_stop_signal
 from clientstats.api.stream import StreamEndpoint, make_room_for
@@ -24,6 +27,10 @@ from clientstats.api.stream_hub import StreamHub
 from clientstats.cache.memory import InProcessCache
 from clientstats.cache.redis_cache import RedisCache
 from clientstats.config import Settings
+from clientstats.observability.access_log import AccessLog
+from clientstats.observability.http_tallies import HttpTallies
+from clientstats.observability.metrics import Metrics, Observed
+from clientstats.observability.middleware import Observability
 from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
 from clientstats.storage.database import make_engine
@@ -65,6 +72,7 @@ def create_app(settings: Settings) -> ASGIApp:
         )
         await to_thread.run_sync(live.refresh_versions)
         app.state.engine, app.state.live = engine, live
+        app.state.page_cache = PageCache()
         hub = StreamHub(
             live,
             max_subscribers=settings.stream_max_subscribers,
@@ -78,6 +86,8 @@ def create_app(settings: Settings) -> ASGIApp:
         if worker is not None:
             worker.start_thread()
         poller = asyncio.create_task(live.poll_forever())
+        metrics: Metrics | None = app.state.metrics
+        flusher = asyncio.create_task(metrics.flush_forever()) if metrics else None
         # Everything built so far lives as long as the process: keep it out of every GC pass.
         gc.collect()
         gc.freeze()
@@ -87,11 +97,17 @@ def create_app(settings: Settings) -> ASGIApp:
                 yield
         finally:
             hub.close()
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in (poller, flusher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if worker is not None:
                 await to_thread.run_sync(worker.stop)
+            if metrics is not None:
+                metrics.flush()  # the last counts of this process stay in the sums
+            if app.state.access_log is not None:
+                app.state.access_log.flush()
             engine.dispose()
 
     routes = [
@@ -99,7 +115,9 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/health/live", health.live, methods=["GET"]),
         Route("/health/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics_endpoint.get_metrics, methods=["GET"]),
         *client_api.ROUTES,
+        *lists.ROUTES,
         *widget.ROUTES,
     ]
     app = Starlette(
@@ -110,9 +128,28 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state.settings = settings
     app.state.debug = settings.debug
-    return StatisticsEndpoint(
+    statistics = StatisticsEndpoint(
         StreamEndpoint(app, app.state),
         lambda: app.state.live,
         lambda: app.state.authenticator,
         http_max_age=settings.http_max_age,
+    )
+    tallies = HttpTallies() if settings.metrics else None
+
+    def observe() -> Observed:
+        live: LiveStatistics = app.state.live
+        return Observed(
+            cache_hits={
+                ("process",): statistics.process_hits,
+                ("redis",): live.redis_hits,
+                ("database",): live.database_loads,
+            },
+            cache_misses={("process",): statistics.process_misses, ("redis",): live.redis_misses},
+            feed_age=live.feed_age(),
+        )
+
+    app.state.metrics = Metrics(tallies, observe) if tallies is not None else None
+    app.state.access_log = AccessLog() if settings.access_log else None
+    return Observability(
+        statistics, describer(routes), tallies=tallies, access_log=app.state.access_log
     )

@@ -11,6 +11,7 @@ from clientstats.api.openapi_client_api import (
     error_doc,
     path_parameters,
 )
+from clientstats.api.openapi_lists import LIST_SCHEMAS, list_paths
 from clientstats.domain.stats import RESPONSE_KEYS
 
 _INT64 = {"type": "integer", "format": "int64"}
@@ -110,6 +111,21 @@ def _admin_events() -> dict[str, Any]:
     }
 
 
+def _metrics() -> dict[str, Any]:
+    return {
+        "summary": "Prometheus metrics of the whole server (text exposition format).",
+        "security": [{"admin": []}],
+        "responses": {
+            "200": {
+                "description": "Every metric; with --workers N summed over the processes.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            "401": error_doc("Missing or wrong admin token."),
+            "404": error_doc("Metrics are off (CLIENTSTATS_METRICS=false)."),
+        },
+    }
+
+
 def _probe(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -133,9 +149,11 @@ def openapi_document() -> dict[str, Any]:
             f"{stats}.json": {"get": _statistics_operation("Client project statistics")},
             stats: {"get": _statistics_operation("Client project statistics (no suffix)")},
             "/admin/events": {"post": _admin_events()},
+            "/metrics": {"get": _metrics()},
             "/health/live": {"get": _probe("Liveness")},
             "/health/ready": {"get": _probe("Readiness: the database answers")},
             **client_api_paths(),
+            **list_paths(),
         },
         "components": {
             "schemas": {
@@ -143,6 +161,7 @@ def openapi_document() -> dict[str, Any]:
                 "ImportSummary": IMPORT_SUMMARY_SCHEMA,
                 "Error": ERROR_SCHEMA,
                 **SCHEMAS,
+                **LIST_SCHEMAS,
             },
             "securitySchemes": {
                 "admin": {"type": "http", "scheme": "bearer"},

@@ -120,6 +120,8 @@ class StatisticsEndpoint:
         self.http_max_age = http_max_age
         self._live: LiveStatistics | None = None
         self._routes: dict[str, Route | None] = {}
+        # Plain ints, read by the metrics exporter: a hit must stay a dict lookup.
+        self.process_hits = self.process_misses = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -156,7 +158,10 @@ class StatisticsEndpoint:
             live = self._live = self.live()
         now = time.time()
         entry = live.fresh(permalink, now)
-        if entry is None:
+        if entry is not None:
+            self.process_hits += 1
+        else:
+            self.process_misses += 1
             try:
                 entry = await live.load(permalink)
             except ClientstatsError as exc:

@@ -18,6 +18,7 @@ import orjson
 import redis
 
 from clientstats.cache.base import CachedResponse
+from clientstats.observability.tallies import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class RedisCache:
         return time.monotonic() >= self._skip_until
 
     def _failed(self, exc: Exception) -> None:
+        REDIS_ERRORS.add(type(exc).__name__)
         with self._lock:
             self._skip_until = time.monotonic() + RETRY_AFTER_SECONDS
             if not self._failing:

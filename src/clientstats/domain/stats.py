@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from clientstats.domain.ledger import Channel, Donation, MatchingFund, Need
 
@@ -70,6 +71,19 @@ class LedgerTotals:
     client_donated: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     client_donations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     fund_matched: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # What the drill-down lists show besides: counts, per-project matching, the last donation.
+    project_donations: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    project_matched: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    project_last_donation: dict[int, datetime] = field(default_factory=dict)
+    client_project_donated: dict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    client_project_donations: dict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    pool_in_count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    pool_out_count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    fund_matched_count: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, donation: Donation, *, revoked: bool) -> None:
         """Count one entry; failed and revoked entries count as if never booked (§2.1)."""
@@ -78,15 +92,31 @@ class LedgerTotals:
         amount = donation.amount_in_cents
         if donation.project_id is not None:
             self.project_money[donation.project_id] += amount
+            self._add_to_project(donation.project_id, donation)
         if donation.pool_client_id is not None:
             self.pool_in[donation.pool_client_id] += amount
+            self.pool_in_count[donation.pool_client_id] += 1
         if donation.channel is Channel.FORWARDING and donation.client_id is not None:
             self.pool_out[donation.client_id] += amount
+            self.pool_out_count[donation.client_id] += 1
         if donation.channel is Channel.CLIENT and donation.client_id is not None:
             self.client_donated[donation.client_id] += amount
             self.client_donations[donation.client_id] += 1
+            if donation.project_id is not None:
+                self.client_project_donated[(donation.client_id, donation.project_id)] += amount
+                self.client_project_donations[(donation.client_id, donation.project_id)] += 1
         if donation.channel is Channel.MATCHING and donation.matching_fund_id is not None:
             self.fund_matched[donation.matching_fund_id] += amount
+            self.fund_matched_count[donation.matching_fund_id] += 1
+
+    def _add_to_project(self, project_id: int, donation: Donation) -> None:
+        if donation.channel is Channel.MATCHING:
+            self.project_matched[project_id] += donation.amount_in_cents
+            return
+        self.project_donations[project_id] += 1
+        last = self.project_last_donation.get(project_id)
+        if last is None or donation.created_at > last:
+            self.project_last_donation[project_id] = donation.created_at
 
 
 def client_statistics(

@@ -114,3 +114,12 @@ def get_or_raise(
         noun = "DonationPledge" if kind is RequestKind.PLEDGE else "ForwardingRequest"
         raise NotFound(f"Couldn't find {noun} with id={request_id}")
     return found
+
+
+def pending_requests(engine: Engine, *, now: datetime) -> tuple[int, float]:
+    """How many requests wait for a worker, and the age in seconds of the oldest (0 if none)."""
+    with read_transaction(engine) as conn:
+        count, oldest = requests_store.pending_summary(conn)
+    if oldest is None:
+        return count, 0.0
+    return count, max(0.0, (now - oldest).total_seconds())

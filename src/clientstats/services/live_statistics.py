@@ -74,6 +74,10 @@ class LiveStatistics:
         # Called on the event loop after a poll that found changes (the live stream's hub):
         # one change feed tells every consumer in the process what changed.
         self.on_changes: list[Callable[[Collection[str]], None]] = []
+        # Plain counters for the metrics (bumped on the event loop): where misses of the
+        # in-process cache were answered from, and when the change feed was last read.
+        self.redis_hits = self.redis_misses = self.database_loads = 0
+        self.last_feed_read: float | None = None  # time.monotonic() of the last good read
 
     def refresh_versions(self) -> Collection[str]:
         """Read the changes since the last look; entries of older versions stop being served.
@@ -81,6 +85,7 @@ class LiveStatistics:
         Returns the clients whose figures may have changed (every client after a full read).
         """
         changes = self.changes.read()
+        self.last_feed_read = time.monotonic()
         if changes.everything:
             self.versions = changes.versions
             self._generation += 1
@@ -88,6 +93,11 @@ class LiveStatistics:
         for permalink, version in changes.versions.items():
             self._advance(permalink, version)
         return changes.versions.keys()
+
+    def feed_age(self) -> float | None:
+        """Seconds since the change feed was last read successfully; None before the first read."""
+        last = self.last_feed_read
+        return None if last is None else time.monotonic() - last
 
     def _advance(self, permalink: str, version: ClientVersion) -> None:
         known = self.versions.get(permalink)
@@ -113,7 +123,10 @@ class LiveStatistics:
         self._loading[permalink] = future
         generation = self._generation
         try:
-            entry, version = await run_blocking(self.timeout, lambda: self._compute(permalink))
+            entry, version, asked_redis = await run_blocking(
+                self.timeout, lambda: self._compute(permalink)
+            )
+            self._count_load(from_database=version is not None, asked_redis=asked_redis)
             if version is not None and generation == self._generation:
                 self._advance(permalink, version)
             self.cache.put(entry)
@@ -126,23 +139,32 @@ class LiveStatistics:
         finally:
             del self._loading[permalink]
 
-    def _compute(self, permalink: str) -> tuple[CachedResponse, ClientVersion | None]:
+    def _count_load(self, *, from_database: bool, asked_redis: bool) -> None:
+        if from_database:
+            self.database_loads += 1
+            self.redis_misses += asked_redis
+        else:
+            self.redis_hits += 1
+
+    def _compute(self, permalink: str) -> tuple[CachedResponse, ClientVersion | None, bool]:
         """The response from the shared cache if it has the current version, else the database.
 
         The version is returned when the response was read from the database: it may be
-        newer than the one this process knows.
+        newer than the one this process knows. The flag says whether the shared cache was
+        asked.
         """
         known = self.versions.get(permalink)
         now = time.time()
+        asked = self.shared is not None and known is not None
         if self.shared is not None and known is not None:
             shared = self.shared.fetch(permalink, known.version)
             if shared is not None and shared.expires_at > now:
-                return shared, None
+                return shared, None, True
         snapshot = get_snapshot_or_raise(self.engine, permalink)
         entry = render(snapshot, ttl=self.ttl, now=now)
         if self.shared is not None:
             self.shared.store(entry)
-        return entry, snapshot.version
+        return entry, snapshot.version, asked
 
     async def poll_forever(self) -> None:
         """Keep the versions current until cancelled; a failing poll is logged once per outage."""

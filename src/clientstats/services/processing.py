@@ -20,6 +20,7 @@ from clientstats.domain.requests import (
     pledge_failure,
     request_token,
 )
+from clientstats.observability.tallies import BOOKINGS
 from clientstats.storage import requests_store
 from clientstats.storage.database import read_transaction, write_transaction
 from clientstats.storage.sql_book import SqlBook
@@ -75,4 +76,6 @@ def process_batch(engine: Engine, *, limit: int = DEFAULT_BATCH) -> int:
                 donation_token=token if booked is not None else None,
                 now=now,
             )
+    for request, failure in outcomes:  # counted once committed
+        BOOKINGS.add(request.kind.value, failure or "confirmed")
     return len(claimed)

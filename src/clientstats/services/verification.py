@@ -15,6 +15,7 @@ from clientstats.storage.ledger_queries import (
     stream_entries,
     unmet_revocations,
 )
+from clientstats.storage.list_aggregates import StoredListAggregates
 from clientstats.storage.statistics_queries import client_snapshot
 
 
@@ -22,10 +23,10 @@ from clientstats.storage.statistics_queries import client_snapshot
 class Difference:
     """One figure that the service serves differently from the ledger."""
 
-    client_id: str
+    client_id: str  # or "project N" / "matching_fund N" for a figure of the lists
     key: str
-    served: int
-    recomputed: int
+    served: int | str | None
+    recomputed: int | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,5 +78,55 @@ def verify(engine: Engine) -> VerificationReport:
                     report.differences.append(Difference(permalink, key, served, recomputed))
             if expected.pool_balance_in_cents < 0:
                 report.negative_pools[permalink] = expected.pool_balance_in_cents
+        report.differences += list_differences(StoredListAggregates(conn), totals)
         report.unmet_revocations = unmet_revocations(conn)
     return report
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def list_differences(stored: StoredListAggregates, totals: LedgerTotals) -> list[Difference]:
+    """The aggregates behind the drill-down lists compared with the ledger."""
+    found: list[Difference] = []
+
+    def compare(owner: str, key: str, served: object, recomputed: object) -> None:
+        if served != recomputed:
+            found.append(Difference(owner, key, served, recomputed))  # type: ignore[arg-type]
+
+    for project_id, (count, matched, last) in sorted(stored.projects.items()):
+        owner = f"project {project_id}"
+        compare(owner, "donations_count", count, totals.project_donations.get(project_id, 0))
+        compare(
+            owner, "matched_amount_in_cents", matched, totals.project_matched.get(project_id, 0)
+        )
+        expected_last = totals.project_last_donation.get(project_id)
+        compare(owner, "last_donation_at", _iso(last), _iso(expected_last))
+    keys = set(stored.client_projects) | {
+        k for k, n in totals.client_project_donations.items() if n
+    }
+    for client_id, project_id in sorted(keys):
+        amount, count = stored.client_projects.get((client_id, project_id), (0, 0))
+        key = (client_id, project_id)
+        compare(
+            client_id,
+            f"project {project_id} client_donated_amount_in_cents",
+            amount,
+            totals.client_project_donated.get(key, 0),
+        )
+        compare(
+            client_id,
+            f"project {project_id} client_donations_count",
+            count,
+            totals.client_project_donations.get(key, 0),
+        )
+    for client_id, (pool_in, pool_out) in sorted(stored.pool_counts.items()):
+        compare(client_id, "pool donations_count", pool_in, totals.pool_in_count.get(client_id, 0))
+        compare(
+            client_id, "pool forwardings_count", pool_out, totals.pool_out_count.get(client_id, 0)
+        )
+    for fund_id, count in sorted(stored.fund_counts.items()):
+        expected = totals.fund_matched_count.get(fund_id, 0)
+        compare(f"matching_fund {fund_id}", "matched_donations_count", count, expected)
+    return found

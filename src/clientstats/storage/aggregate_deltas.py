@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, update
 
 from clientstats.domain.ledger import Channel, Donation
+from clientstats.storage.list_aggregates import ListDeltas
 from clientstats.storage.tables import client_totals, matching_fund_totals, project_totals
 
 CLIENT_COLUMNS = (
@@ -21,6 +22,8 @@ CLIENT_COLUMNS = (
     "client_donations_count",
     "pool_in_cents",
     "pool_out_cents",
+    "pool_in_count",
+    "pool_out_count",
 )
 
 _ADD_PROJECT = (
@@ -51,6 +54,7 @@ class AggregateDeltas:
         self.requested: Counter[int] = Counter()  # project -> requested amount
         self.clients: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.matched: Counter[int] = Counter()  # fund -> matched money
+        self.lists = ListDeltas()  # the aggregates behind the drill-down lists
         self.dirty_clients: set[str] = set()
         self.dirty_projects: set[int] = set()
 
@@ -58,6 +62,7 @@ class AggregateDeltas:
         """Move the aggregates by one entry (`sign` -1 revokes it); `fund_client` owns its fund."""
         if donation.failure_code is not None:
             return
+        self.lists.count(donation, sign=sign)
         amount = sign * donation.amount_in_cents
         channel = donation.channel
         if donation.project_id is not None:
@@ -65,9 +70,11 @@ class AggregateDeltas:
             self.dirty_projects.add(donation.project_id)
         if donation.pool_client_id is not None:
             self.clients[donation.pool_client_id]["pool_in_cents"] += amount
+            self.clients[donation.pool_client_id]["pool_in_count"] += sign
             self.dirty_clients.add(donation.pool_client_id)
         if channel is Channel.FORWARDING and donation.client_id is not None:
             self.clients[donation.client_id]["pool_out_cents"] += amount
+            self.clients[donation.client_id]["pool_out_count"] += sign
             self.dirty_clients.add(donation.client_id)
         if channel is Channel.CLIENT and donation.client_id is not None:
             deltas = self.clients[donation.client_id]
@@ -90,7 +97,11 @@ class AggregateDeltas:
         return 0 if deltas is None else deltas["pool_in_cents"] - deltas["pool_out_cents"]
 
     def write(self, conn: Connection) -> None:
-        """One UPDATE per touched aggregate row, then start from zero."""
+        """One UPDATE per touched aggregate row, then start from zero.
+
+        Call after the transaction's ledger rows are written: a revoked project's last
+        donation time is read back from them.
+        """
         projects = [
             {"p": p, "m": self.money[p], "r": self.requested[p]}
             for p in sorted(set(self.money) | set(self.requested))
@@ -108,6 +119,8 @@ class AggregateDeltas:
         funds = [{"f": f, "m": m} for f, m in sorted(self.matched.items()) if m]
         if funds:
             conn.execute(_ADD_FUND, funds)
+        self.lists.flush(conn)
+        self.lists = ListDeltas()
         self.money, self.requested, self.matched = Counter(), Counter(), Counter()
         self.clients = defaultdict(Counter)
 

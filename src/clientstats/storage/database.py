@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from clientstats.errors import ConfigurationError
+from clientstats.observability.tallies import DATABASE_ERRORS
 
 T = TypeVar("T")
 
@@ -46,15 +47,26 @@ def make_engine(url: str, *, pool_size: int = 5, timeout: float = 5.0) -> Engine
             f"CLIENTSTATS_DATABASE_URL names {backend}; use sqlite:///PATH or postgresql://..."
         )
     if backend == "sqlite":
-        return _sqlite_engine(url)
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_timeout=timeout,
-        connect_args={"connect_timeout": max(1, int(timeout))},
-    )
+        engine = _sqlite_engine(url)
+    else:
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=timeout,
+            connect_args={"connect_timeout": max(1, int(timeout))},
+        )
+    event.listen(engine, "handle_error", _count_error)
+    return engine
+
+
+def _count_error(context: Any) -> None:
+    """Count every error the driver raised, by kind (a pre-ping's is the pool's business)."""
+    if context.is_pre_ping:
+        return
+    error = context.sqlalchemy_exception or context.original_exception
+    DATABASE_ERRORS.add(type(error).__name__)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -133,6 +133,20 @@ def has_pending(conn: Connection) -> bool:
     """Whether any request waits for a worker."""
     query = select(_r.id).where(_r.state == RequestState.PENDING.value).limit(1)
     return conn.execute(query).first() is not None
+
+
+_PENDING_COUNT = select(func.count()).where(_r.state == RequestState.PENDING.value)
+# The oldest by id, which the (state, id) index finds without a scan.
+_OLDEST_PENDING = (
+    select(_r.created_at).where(_r.state == RequestState.PENDING.value).order_by(_r.id).limit(1)
+)
+
+
+def pending_summary(conn: Connection) -> tuple[int, datetime | None]:
+    """How many requests wait for a worker, and when the oldest of them was stored."""
+    count = int(conn.execute(_PENDING_COUNT).scalar_one())
+    oldest = conn.execute(_OLDEST_PENDING).scalar() if count else None
+    return count, oldest
 
 
 def set_credentials(conn: Connection, *, client_id: str, username: str, password_hash: str) -> bool:

@@ -152,6 +152,8 @@ donations = Table(
     CheckConstraint("failure_code IS NULL OR channel = 'forwarding'", name="only_forwardings_fail"),
     UniqueConstraint("client_id", "client_reference", name="uq_donations_client_reference"),
     Index("ix_donations_pool_client_id", "pool_client_id"),
+    # The client donations and forwardings lists walk a client's entries newest first.
+    Index("ix_donations_client_channel_created", "client_id", "channel", "created_at", "id"),
 )
 
 revocations = Table(
@@ -170,6 +172,20 @@ project_totals = Table(
     Column("project_id", BigInteger, ForeignKey("projects.id"), primary_key=True),
     _money("requested_in_cents", server_default="0"),
     _money("money_in_cents", server_default="0"),
+    # Confirmed entries to the project other than matching ones, and the matched money.
+    _money("donations_count", server_default="0"),
+    _money("matched_in_cents", server_default="0"),
+    Column("last_donation_at", UtcDateTime(), nullable=True),
+)
+
+# What each client's own `client` donations brought to each project.
+client_project_totals = Table(
+    "client_project_totals",
+    metadata,
+    Column("client_id", String(64), ForeignKey("clients.permalink"), primary_key=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), primary_key=True),
+    _money("client_donated_in_cents", server_default="0"),
+    _money("client_donations_count", server_default="0"),
 )
 
 client_totals = Table(
@@ -180,6 +196,8 @@ client_totals = Table(
     _money("client_donations_count", server_default="0"),
     _money("pool_in_cents", server_default="0"),
     _money("pool_out_cents", server_default="0"),
+    _money("pool_in_count", server_default="0"),
+    _money("pool_out_count", server_default="0"),
     # A random token, new whenever any figure of the client may have changed; caches compare
     # it and the shared cache keys by it, so it never repeats across restores or deployments.
     Column("version", BigInteger, nullable=False, server_default="0"),
@@ -193,6 +211,7 @@ matching_fund_totals = Table(
     metadata,
     Column("fund_id", BigInteger, ForeignKey("matching_funds.id"), primary_key=True),
     _money("matched_in_cents", server_default="0"),
+    _money("matched_count", server_default="0"),
 )
 
 # Revocations whose donation is not booked (yet): kept, and applied when it arrives (§4.5).
@@ -251,4 +270,5 @@ client_requests = Table(
     CheckConstraint("kind = 'pledge' OR project_id IS NOT NULL", name="forwarding_has_project"),
     UniqueConstraint("client_id", "client_reference", name="uq_client_requests_reference"),
     Index("ix_client_requests_state_id", "state", "id"),
+    Index("ix_client_requests_donation_token", "donation_token"),
 )

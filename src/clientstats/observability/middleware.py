@@ -1,0 +1,123 @@
+"""ASGI middleware around the whole app: request ids, HTTP metrics and the access log.
+
+It wraps the statistics fast path too, so it must stay cheap: the route of a path is
+worked out once and remembered, counting is a few dict updates, and with metrics and the
+access log off it only adds the request id.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from random import getrandbits
+from typing import Any
+
+from clientstats.observability.access_log import AccessLog
+from clientstats.observability.http_tallies import HttpTallies
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+HEADER = b"x-request-id"
+# A request id from the outside is passed on only if it is short and printable ASCII
+# without spaces, quotes or backslashes: it goes into headers and JSON log lines as it is.
+_SANE_ID = re.compile(rb"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
+# uuid4: random bits with the version (4) and variant (RFC 4122) bits set.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+MAX_REMEMBERED_PATHS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """What the metrics and the log say about a path: its route template and its client."""
+
+    label: str  # the route template, so label values stay bounded
+    client: str | None  # the client permalink the path names, if any
+
+
+def new_request_id() -> bytes:
+    """A uuid4 in hex (not for secrets: the ids only tell requests apart)."""
+    return b"%032x" % (getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+
+
+def request_id_of(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request's own X-Request-ID if it sent a sane one, else a new one."""
+    for name, value in headers:
+        if name == HEADER:
+            if _SANE_ID.fullmatch(value):
+                return bytes(value)
+            break
+    return new_request_id()
+
+
+class Observability:
+    """Adds X-Request-ID to every response; counts and logs each one when asked to."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        describe: Callable[[str], RouteInfo],
+        *,
+        tallies: HttpTallies | None,
+        access_log: AccessLog | None,
+    ) -> None:
+        self.app = app
+        self.describe = describe
+        self.tallies = tallies
+        self.access_log = access_log
+        self.observing = tallies is not None or access_log is not None
+        self._routes: dict[str, RouteInfo] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope["headers"])
+        id_header = (HEADER, request_id)
+        status = 500  # if the app fails before it starts a response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                # A copy: the fast path sends the same prepared message to every request.
+                message = {**message, "headers": [*message["headers"], id_header]}
+            await send(message)
+
+        if not self.observing:
+            await self.app(scope, receive, send_with_id)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            # Inline, not a method: this runs for every cache hit.
+            path: str = scope["path"]
+            info = self._routes.get(path)
+            if info is None:
+                info = self._describe(path)
+            if self.tallies is not None:
+                self.tallies.record(info.label, status, seconds)
+            if self.access_log is not None:
+                self.access_log.write(
+                    time.time() - seconds,
+                    scope["method"],
+                    path,
+                    status,
+                    seconds,
+                    info.client,
+                    request_id,
+                )
+
+    def _describe(self, path: str) -> RouteInfo:
+        if len(self._routes) >= MAX_REMEMBERED_PATHS:
+            self._routes.clear()  # arbitrary paths from the outside cannot grow it for ever
+        info = self._routes[path] = self.describe(path)
+        return info
