@@ -54,6 +54,8 @@ from common import (
     table,
 )
 
+from clientstats.services.importing import DEFAULT_BATCH_SIZE
+
 CLIENTS = (  # permalink, has a pool, projects, share of client donations, reference prefix
     ("volksfreund", True, 400, 35, "vf"),
     ("acme", False, 150, 15, "acme"),
@@ -514,7 +516,12 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the big file")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions at --lines")
     parser.add_argument("--small-repeat", type=int, default=3, help="repetitions at lines/10")
-    parser.add_argument("--batch-size", type=int, default=1000, help="lines per transaction")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help="lines per transaction (default: the importer's default)",
+    )
     parser.add_argument("--seed", type=int, default=2015)
     parser.add_argument("--profile", action="store_true", help="cProfile part of an import")
     parser.add_argument("--profile-lines", type=int, default=20_000, help="lines --profile runs")

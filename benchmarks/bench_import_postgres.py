@@ -10,7 +10,7 @@ Baseline, measured in the same run: a child process that reads the same file, pa
 line with orjson and writes the same donation, forwarding and revocation rows into bare
 tables with the same columns (no constraints, no indexes, no booking rules) of another fresh
 database with psycopg 3 `cursor.copy("COPY ... FROM STDIN")` and `write_row`, one
-transaction per batch of the same size (1,000 lines, the importer's default). It is the
+transaction per batch of the same size (the importer's default unless --batch-size). It is the
 floor of "getting the rows into PostgreSQL from Python".
 
 Also reported: the peak RSS (ru_maxrss from wait4) of each child. Product and baseline
@@ -44,6 +44,8 @@ from common import (
     run_measured,
     table,
 )
+
+from clientstats.services.importing import DEFAULT_BATCH_SIZE
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -219,7 +221,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the event file")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of each")
-    parser.add_argument("--batch-size", type=int, default=1000, help="lines per transaction")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help="lines per transaction (default: the importer's default)",
+    )
     parser.add_argument("--seed", type=int, default=2015)
     parser.add_argument(
         "--database-url",

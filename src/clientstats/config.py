@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clientstats.errors import ConfigurationError
+from clientstats.services.importing import DEFAULT_BATCH_SIZE as DEFAULT_IMPORT_BATCH_SIZE
 from clientstats.storage.database import DEFAULT_URL
 
 
@@ -28,7 +29,7 @@ class Settings(BaseSettings):
     freshness_poll_interval: float = Field(default=0.25, gt=0, le=10)
     admin_token: str = ""
     debug: bool = False
-    import_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    import_batch_size: int = Field(default=DEFAULT_IMPORT_BATCH_SIZE, ge=1, le=100_000)
     worker_in_process: bool = True
     stream_max_subscribers: int = Field(default=5000, ge=1, le=1_000_000)
     stream_heartbeat_interval: float = Field(default=15.0, gt=0, le=3600)

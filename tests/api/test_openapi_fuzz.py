@@ -168,8 +168,11 @@ def fuzz_config(base_url: str, clients: list[FuzzClient]) -> schemathesis.Config
                 # The drill-down lists of the pledging client, with its credentials and real
                 # ids: many answers are 400s (facets, order) or 404s, a few are 200s.
                 {
-                    "include-path-regex": "^/[^/]+/api_v4/(clients/[^/]+(\\.json)?$|clients/[^/]+"
-                    "/(projects|client_donations|pool|matching_funds)|projects/[^/]+/needs)",
+                    # Anchored at both ends: the write paths below a client or a project
+                    # (pledges, forwarding requests) keep their own client and credentials.
+                    "include-path-regex": "^/[^/]+/api_v4/(clients/[^/]+|clients/[^/]+/("
+                    "projects(/[^/]+)?|client_donations(/[^/]+)?|pool|pool/forwardings"
+                    "|matching_funds(/[^/]+)?)|projects/[^/]+/needs(/[^/]+)?)(\\.json)?$",
                     "parameters": {
                         "client_id": pledging.permalink,
                         "project_id": pledging.project_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,9 @@ def test_redis_errors_are_counted_by_kind(tmp_path: Path) -> None:
     try:
         client = f"redis-{uuid.uuid4().hex[:8]}"
         assert post_events(server.base_url, new_client_events(client)).status_code == 200
+        # Redis is asked by version: give the process ten poll intervals to read the new
+        # client's version from the change feed, or the miss never reaches Redis.
+        time.sleep(1.0)
         url = f"{server.base_url}/de/api_v4/clients/{client}/project_statistics.json"
         assert httpx.get(url, timeout=10).status_code == 200  # from the database instead
         samples = scrape(server.base_url)

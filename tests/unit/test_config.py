@@ -35,7 +35,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.freshness_poll_interval == 0.25
     assert config.admin_token == ""
     assert config.debug is False
-    assert config.import_batch_size == 1000
+    assert config.import_batch_size == 5000
     assert config.http_max_age is None
     assert config.worker_in_process is True
     assert config.stream_max_subscribers == 5000

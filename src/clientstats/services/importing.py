@@ -13,14 +13,17 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from clientstats.domain.booking import Outcome, apply_event
 from clientstats.domain.events import (
+    ClientProjectEvent,
     DonationEvent,
     Event,
     EventInvalid,
     ForwardingEvent,
+    NeedEvent,
+    ProjectEvent,
     RevocationEvent,
-    parse_line,
 )
 from clientstats.domain.ledger import BookingRejected, Donation
+from clientstats.services.event_lines import decode_event
 from clientstats.storage.database import retrying, write_transaction
 from clientstats.storage.schema import refresh_planner_statistics
 from clientstats.storage.sql_book import SqlBook
@@ -28,6 +31,11 @@ from clientstats.storage.sql_book import SqlBook
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 64 * 1024
+# Lines per transaction. Each batch costs a fixed number of statements (prefetch, ledger
+# rows, one UPDATE per touched aggregate row, change feed, commit) and reloads the projects
+# it names; 5,000 lines spread that over more lines while the batch's state stays a few MiB
+# and a writer holds the database's write lock for well under a second.
+DEFAULT_BATCH_SIZE = 5000
 ANALYZE_FIRST_AT_LINE = 1000
 _FAILED_PREFIX = "forwarding recorded as failed: "
 
@@ -89,7 +97,7 @@ def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Par
             yield number, EventInvalid({"line": [f"is longer than {MAX_LINE_BYTES} bytes"]})
             continue
         try:
-            yield number, parse_line(raw, now=now)
+            yield number, decode_event(raw, now=now)
         except EventInvalid as invalid:
             yield number, invalid
 
@@ -124,7 +132,7 @@ def import_lines(
     engine: Engine,
     lines: Iterable[bytes],
     *,
-    batch_size: int = 1000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
     """Apply event lines in order; bad lines are reported and skipped, all others applied."""
@@ -192,6 +200,12 @@ def _apply_in_one_transaction(
             references=_references(events),
             project_ids=_projects(events),
             revoked=(event.token for event in events if isinstance(event, RevocationEvent)),
+            need_ids=(event.id for event in events if isinstance(event, NeedEvent)),
+            memberships=(
+                (event.client_id, event.project_id)
+                for event in events
+                if isinstance(event, ClientProjectEvent)
+            ),
         )
         for number, event in batch:
             if isinstance(event, EventInvalid):
@@ -230,6 +244,11 @@ def _entries(events: list[Event]) -> Iterator[Donation]:
 
 
 def _projects(events: list[Event]) -> Iterator[int]:
+    for event in events:
+        if isinstance(event, ProjectEvent):
+            yield event.id
+        elif isinstance(event, NeedEvent | ClientProjectEvent) and event.project_id is not None:
+            yield event.project_id
     for entry in _entries(events):
         if entry.project_id is not None:
             yield entry.project_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, select
 
 from clientstats.domain.ledger import (
     Channel,
@@ -17,11 +17,8 @@ from clientstats.domain.ledger import (
     Project,
 )
 from clientstats.storage.tables import (
-    client_totals,
     matching_fund_projects,
-    matching_fund_totals,
     matching_funds,
-    project_totals,
 )
 
 
@@ -145,46 +142,3 @@ def donation_values(d: Donation, *, booked_at: datetime) -> dict[str, Any]:
         "created_at": d.created_at,
         "booked_at": booked_at,
     }
-
-
-def add_project_totals(conn: Connection, deltas: list[dict[str, Any]]) -> None:
-    """Add money (`m`) and requested amounts (`r`) to projects (`p`)."""
-    conn.execute(
-        update(project_totals)
-        .where(project_totals.c.project_id == bindparam("p"))
-        .values(
-            money_in_cents=project_totals.c.money_in_cents + bindparam("m"),
-            requested_in_cents=project_totals.c.requested_in_cents + bindparam("r"),
-        ),
-        deltas,
-    )
-
-
-def add_client_totals(conn: Connection, deltas: list[dict[str, Any]]) -> None:
-    """Add per-client deltas (`c` names the client; other keys name columns)."""
-    t = client_totals.c
-    params = [{"c": d["c"], **{f"d_{k}": v for k, v in d.items() if k != "c"}} for d in deltas]
-    conn.execute(
-        update(client_totals)
-        .where(t.client_id == bindparam("c"))
-        .values(
-            client_donated_in_cents=t.client_donated_in_cents
-            + bindparam("d_client_donated_in_cents"),
-            client_donations_count=t.client_donations_count + bindparam("d_client_donations_count"),
-            pool_in_cents=t.pool_in_cents + bindparam("d_pool_in_cents"),
-            pool_out_cents=t.pool_out_cents + bindparam("d_pool_out_cents"),
-            pool_in_count=t.pool_in_count + bindparam("d_pool_in_count"),
-            pool_out_count=t.pool_out_count + bindparam("d_pool_out_count"),
-        ),
-        params,
-    )
-
-
-def add_fund_totals(conn: Connection, deltas: list[dict[str, Any]]) -> None:
-    """Add matched money (`m`) to matching funds (`f`)."""
-    conn.execute(
-        update(matching_fund_totals)
-        .where(matching_fund_totals.c.fund_id == bindparam("f"))
-        .values(matched_in_cents=matching_fund_totals.c.matched_in_cents + bindparam("m")),
-        deltas,
-    )

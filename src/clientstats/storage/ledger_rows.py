@@ -1,0 +1,91 @@
+"""New ledger rows of one transaction, written in bulk: executemany on SQLite, COPY on PostgreSQL.
+
+A batch of an import books thousands of rows. Going through SQLAlchemy Core would process
+every parameter of every row (the timestamp bind processor twice per row) and cost more
+than the database's own work; these rows are plain tuples in table column order, with the
+timestamps already in the form each database stores, handed to the driver at once. A
+constraint the database enforces still fails the whole statement, as an SQLAlchemy error
+like any other, so the import's line-by-line fallback and retries see no difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.exc import DBAPIError
+
+from clientstats.domain.ledger import Donation
+from clientstats.storage.tables import deferred_revocations, donations, revocations
+
+_DONATION_COLUMNS = (
+    "token", "channel", "amount_in_cents", "project_id", "pool_client_id", "client_id",
+    "client_reference", "tracking_via", "matching_fund_id", "matched_token",
+    "redirected_from_project_id", "failure_code", "created_at", "booked_at",
+)  # fmt: skip
+_TIMED_COLUMNS = ("token", "created_at", "booked_at")
+
+
+class LedgerRows:
+    """The donations, revocations and kept revocations a transaction adds; `write` sends them."""
+
+    def __init__(self, conn: Connection, *, now: datetime) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.now = self._time(now)
+        self.donations: list[tuple[Any, ...]] = []
+        self.revocations: list[tuple[Any, ...]] = []
+        self.deferred: list[tuple[Any, ...]] = []
+
+    def _time(self, value: datetime) -> datetime | str:
+        # SQLAlchemy's SQLite DateTime text: naive UTC with microseconds (tables.UtcDateTime).
+        if self.sqlite:
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
+
+    def add_donation(self, d: Donation) -> None:
+        self.donations.append(
+            (
+                d.token, d.channel.value, d.amount_in_cents, d.project_id, d.pool_client_id,
+                d.client_id, d.client_reference, d.tracking_via, d.matching_fund_id,
+                d.matched_token, d.redirected_from_project_id,
+                None if d.failure_code is None else d.failure_code.value,
+                self._time(d.created_at), self.now,
+            )
+        )  # fmt: skip
+
+    def add_revocation(self, token: str, created_at: datetime) -> None:
+        self.revocations.append((token, self._time(created_at), self.now))
+
+    def add_deferred(self, token: str, created_at: datetime) -> None:
+        self.deferred.append((token, self._time(created_at), self.now))
+
+    def write(self) -> None:
+        """Insert every collected row (donations first: revocations refer to them)."""
+        self._insert(donations, _DONATION_COLUMNS, self.donations)
+        self._insert(revocations, _TIMED_COLUMNS, self.revocations)
+        self._insert(deferred_revocations, _TIMED_COLUMNS, self.deferred)
+        self.donations, self.revocations, self.deferred = [], [], []
+
+    def _insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.sqlite:
+            marks = ", ".join("?" * len(columns))
+            self.conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+            return
+        statement = f"COPY {table.name} ({names}) FROM STDIN"
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except self.conn.dialect.loaded_dbapi.Error as exc:
+            # As SQLAlchemy would raise it (IntegrityError, OperationalError, ...).
+            raise DBAPIError.instance(
+                statement, None, exc, self.conn.dialect.loaded_dbapi.Error
+            ) from exc
