@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select, text, update
 
 from clientstats.services.changes import ChangeReader
 from clientstats.services.importing import import_lines
-from clientstats.storage import change_feed
+from clientstats.storage import change_feed, requests_store
 from clientstats.storage.database import read_transaction, write_transaction
 from clientstats.storage.tables import change_log, client_totals
 from tests.strategies import (
@@ -172,3 +172,19 @@ def test_concurrent_writers_never_let_a_reader_skip_a_change(engine: Engine) -> 
     poller.join()
     known.update(reader.read().versions)
     assert known == versions(engine)
+
+
+def test_new_credentials_give_only_their_client_a_new_token(engine: Engine) -> None:
+    run(engine, SETUP)
+    before = versions(engine)
+    with write_transaction(engine) as conn:
+        assert requests_store.set_credentials(
+            conn, client_id="acme", username="acme", password_hash="$argon2id$stand-in"
+        )
+        assert not requests_store.set_credentials(
+            conn, client_id="nobody", username="nobody", password_hash="$argon2id$stand-in"
+        )
+    after = versions(engine)
+    assert after["acme"].version != before["acme"].version
+    assert after["acme"].changed_seq > max(v.changed_seq for v in before.values())
+    assert after["vf"] == before["vf"] and after["other"] == before["other"]

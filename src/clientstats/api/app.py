@@ -1,4 +1,4 @@
-"""The ASGI application: the statistics fast path in front of the Starlette routes."""
+"""The ASGI application: the statistics and list fast paths in front of the Starlette routes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from clientstats.api import admin, client_api, health, metrics_endpoint, widget
 from clientstats.api.errors import EXCEPTION_HANDLERS, JSON
 from clientstats.api.lists import endpoint as lists
 from clientstats.api.lists.cache import PageCache
+from clientstats.api.lists.fast_path import ListFastPath
 from clientstats.api.openapi import openapi_document
 from clientstats.api.route_labels import describer
 from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
@@ -128,8 +129,11 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state.settings = settings
     app.state.debug = settings.debug
+    list_pages = app.state.list_fast_path = ListFastPath(
+        StreamEndpoint(app, app.state), lambda: app.state.live, settings
+    )
     statistics = StatisticsEndpoint(
-        StreamEndpoint(app, app.state),
+        list_pages,
         lambda: app.state.live,
         lambda: app.state.authenticator,
         http_max_age=settings.http_max_age,

@@ -96,7 +96,7 @@ def _header(scope: Scope, wanted: bytes) -> bytes | None:
     return None
 
 
-def _etag_matches(header: bytes, etag: bytes) -> bool:
+def etag_matches(header: bytes, etag: bytes) -> bool:
     if header.strip() == b"*":
         return True
     # If-None-Match compares weakly (RFC 9110 §13.1.2): W/"x" matches "x".
@@ -246,7 +246,7 @@ async def _send_hit(
     # nor above the configured HTTP max-age.
     max_age = min(cap, max(0, math.ceil(entry.expires_at - now)))
     header = _header(scope, b"if-none-match")
-    if header is not None and _etag_matches(header, entry.etag):
+    if header is not None and etag_matches(header, entry.etag):
         headers = _freshness_headers(entry, max_age)
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send(_EMPTY_BODY)

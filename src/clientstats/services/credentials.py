@@ -28,7 +28,12 @@ USERNAME = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 def issue_credentials(engine: Engine, client_id: str) -> dict[str, str]:
-    """Give a client a new API password (the old one stops working); returns it once."""
+    """Give a client a new API password (the old one stops working); returns it once.
+
+    The client gets a new version in the change feed too (storage does it with every
+    credentials write): every process forgets which credentials opened its cached private
+    pages within one read of the feed.
+    """
     permalink = normalize_permalink(client_id)
     password = secrets.token_urlsafe(24)
     with write_transaction(engine) as conn:

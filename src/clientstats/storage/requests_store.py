@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from clientstats.domain.requests import ClientRequest, RequestKind, RequestState, StoredRequest
+from clientstats.storage.change_feed import record_change
 from clientstats.storage.tables import client_requests, clients
 
 _r = client_requests.c
@@ -150,13 +151,20 @@ def pending_summary(conn: Connection) -> tuple[int, datetime | None]:
 
 
 def set_credentials(conn: Connection, *, client_id: str, username: str, password_hash: str) -> bool:
-    """Replace a client's API credentials; False for an unknown client."""
+    """Replace a client's API credentials; False for an unknown client.
+
+    The client gets a new version in the change feed in the same transaction: caches that
+    remember which credentials opened its private answers drop them in every process.
+    """
     result = conn.execute(
         update(clients)
         .where(clients.c.permalink == client_id)
         .values(api_username=username, api_password_hash=password_hash)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    record_change(conn, [client_id])
+    return True
 
 
 def credentials_of(conn: Connection, username: str) -> tuple[str, str] | None:

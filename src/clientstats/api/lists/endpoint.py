@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from clientstats.api.errors import JSON, handle_clientstats_error
 from clientstats.api.lists.cache import PageCache, RenderedPage
+from clientstats.api.lists.fast_path import ListFastPath
 from clientstats.api.lists.links import base_url
 from clientstats.api.lists.messages import explain
 from clientstats.api.lists.pagination import decode_cursor, envelope, fingerprint
@@ -66,9 +67,15 @@ async def _authorize(request: Request, permalink: str) -> None:
     authenticator: Authenticator = request.app.state.authenticator
     timeout = request.app.state.settings.database_timeout
     header = request.headers.get("authorization")
+    # The version before the stored hash is read: a password issued after that read gives
+    # the client a newer one, so the fast path stops taking these credentials.
+    known = request.app.state.live.versions.get(permalink)
     client_id = await authenticator.authenticate(header, database_timeout=timeout)
     if client_id != permalink:
         raise NotFound(f"Couldn't find Client with permalink={permalink}")
+    if known is not None and header is not None:
+        fast: ListFastPath = request.app.state.list_fast_path
+        fast.remember_credentials(permalink, known.version, header)
 
 
 def _render(resource: Resource, ctx: Context, client: ClientInfo | None, found: Any) -> bytes:
@@ -202,6 +209,9 @@ async def _serve(request: Request, resource: Resource) -> Response:
         cache.put(key, page)
     if page.private and not resource.credentials_always and permalink is not None:
         await _authorize(request, permalink)
+    if permalink is not None:
+        fast: ListFastPath = request.app.state.list_fast_path
+        fast.remember_page(request.scope, permalink, page)
     return _respond(request, page, now)
 
 

@@ -1,0 +1,199 @@
+"""Cached drill-down pages answered by a bare ASGI handler in front of Starlette.
+
+A page is found by the raw request it answered: path, query string and whatever the links in
+its body were built from (scheme, Host, the server address and, when trusted, the forwarded
+headers), unless the public URL fixes them. It is served only while its client's version is
+the one it was read at and its TTL has not run out; a private page only for an Authorization
+header that opened it before at the client's current version (issuing credentials gives the
+client a new version, so a changed password takes effect with the next read of the change
+feed). Anything else (a miss, an expired or stale page, unknown credentials, OPTIONS)
+passes on to the Starlette route, which answers as before and fills this cache. A hit sends
+the same status, headers and body as that route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from clientstats.api.errors import JSON
+from clientstats.api.lists.cache import MAX_ENTRIES, RenderedPage
+from clientstats.api.statistics_endpoint import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    cache_control,
+    etag_matches,
+)
+from clientstats.config import Settings
+from clientstats.services.live_statistics import LiveStatistics
+
+_CORS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"ETag")]
+_CONTENT_TYPE = (b"content-type", JSON.encode())
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
+# Distinct Authorization headers remembered per client: each needed the right password.
+MAX_CREDENTIALS_PER_CLIENT = 16
+_MAX_CLIENTS_WITH_CREDENTIALS = 100_000
+
+Key = tuple[Any, ...]
+
+
+def key_function(settings: Settings) -> Callable[[Scope], Key]:
+    """The function from a request to what its page's bytes depend on besides the data."""
+    if settings.public_url:
+        return lambda scope: (scope["path"], scope["query_string"])
+    trusted = settings.trust_forwarded_headers
+
+    def key(scope: Scope) -> Key:
+        host = proto = forwarded_host = None
+        for name, value in scope["headers"]:
+            # The first of each, as Starlette's request.headers.get takes it.
+            if name == b"host":
+                host = value if host is None else host
+            elif trusted and name == b"x-forwarded-proto":
+                proto = value if proto is None else proto
+            elif trusted and name == b"x-forwarded-host":
+                forwarded_host = value if forwarded_host is None else forwarded_host
+        return (
+            scope["path"],
+            scope["query_string"],
+            scope.get("scheme"),
+            scope.get("server"),
+            host,
+            proto,
+            forwarded_host,
+        )
+
+    return key
+
+
+class FastPage:
+    """A rendered page with its response headers, built once (the max-age once a second)."""
+
+    __slots__ = ("body_message", "etag", "freshness", "page", "permalink", "starts")
+
+    def __init__(self, page: RenderedPage, permalink: str) -> None:
+        self.page = page
+        self.permalink = permalink
+        self.etag = page.etag.encode()
+        self.body_message = {"type": "http.response.body", "body": page.body}
+        self.freshness: dict[int, list[tuple[bytes, bytes]]] = {}
+        self.starts: dict[int, dict[str, object]] = {}
+
+    def freshness_headers(self, max_age: int) -> list[tuple[bytes, bytes]]:
+        """ETag, Cache-Control and (public pages) CORS: what a 200 and a 304 share."""
+        headers = self.freshness.get(max_age)
+        if headers is None:
+            private = self.page.private
+            headers = [
+                (b"etag", self.etag),
+                (b"cache-control", cache_control(private=private, max_age=max_age)),
+            ]
+            if not private:
+                headers += _CORS
+            self.freshness.clear()  # max-age only counts down: the older ones are done
+            self.freshness[max_age] = headers
+        return headers
+
+    def start(self, max_age: int) -> dict[str, object]:
+        """The start message of a 200 (GET and HEAD alike) at this max-age."""
+        message = self.starts.get(max_age)
+        if message is None:
+            length = (b"content-length", b"%d" % len(self.page.body))
+            headers = [*self.freshness_headers(max_age), length, _CONTENT_TYPE]
+            message = {"type": "http.response.start", "status": 200, "headers": headers}
+            self.starts.clear()
+            self.starts[max_age] = message
+        return message
+
+
+class ListFastPath:
+    """ASGI middleware answering cached list pages; every other request passes on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        live: Callable[[], LiveStatistics],
+        settings: Settings,
+        *,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
+        self.app = app
+        self.live = live
+        self.max_entries = max_entries
+        self.key = key_function(settings)
+        self.http_max_age = settings.http_max_age
+        self._live: LiveStatistics | None = None
+        self._ttl = 0
+        self._pages: dict[Key, FastPage] = {}
+        # permalink -> (the client's version, sha256 digests of Authorization headers that
+        # opened its private pages at that version).
+        self._credentials: dict[str, tuple[int, set[bytes]]] = {}
+        self.hits = 0  # plain int for the metrics: a hit must stay a few dict lookups
+
+    def remember_page(self, scope: Scope, permalink: str, page: RenderedPage) -> None:
+        """Serve `page` for requests like this one while it is current (the slow path calls it)."""
+        if page.version is None:
+            return
+        key = self.key(scope)
+        if key not in self._pages and len(self._pages) >= self.max_entries:
+            del self._pages[next(iter(self._pages))]  # the oldest one goes
+        self._pages[key] = FastPage(page, permalink)
+
+    def remember_credentials(self, permalink: str, version: int, authorization: str) -> None:
+        """These credentials opened the client's pages while it was at `version`."""
+        digest = hashlib.sha256(authorization.encode("latin-1")).digest()
+        known = self._credentials.get(permalink)
+        if known is None or known[0] != version or len(known[1]) >= MAX_CREDENTIALS_PER_CLIENT:
+            if len(self._credentials) >= _MAX_CLIENTS_WITH_CREDENTIALS:
+                self._credentials.clear()
+            known = self._credentials[permalink] = (version, set())
+        known[1].add(digest)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        entry = self._pages.get(self.key(scope))
+        now = time.time()
+        if entry is None or not self._current(entry, scope, now):
+            await self.app(scope, receive, send)
+            return
+        self.hits += 1
+        ttl = self._ttl
+        cap = ttl if self.http_max_age is None else min(ttl, self.http_max_age)
+        max_age = min(cap, max(0, math.ceil(entry.page.expires_at - now)))
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                if etag_matches(value, entry.etag):
+                    headers = entry.freshness_headers(max_age)
+                    await send({"type": "http.response.start", "status": 304, "headers": headers})
+                    await send(_EMPTY_BODY)
+                    return
+                break
+        await send(entry.start(max_age))
+        await send(_EMPTY_BODY if scope["method"] == "HEAD" else entry.body_message)
+
+    def _current(self, entry: FastPage, scope: Scope, now: float) -> bool:
+        """Whether the page may be sent: current version, not expired, credentials known."""
+        live = self._live
+        if live is None:
+            live = self._live = self.live()
+            self._ttl = live.ttl
+        known = live.versions.get(entry.permalink)
+        page = entry.page
+        if known is None or known.version != page.version or page.expires_at <= now:
+            return False
+        if not page.private:
+            return True
+        opened = self._credentials.get(entry.permalink)
+        if opened is None or opened[0] != known.version:
+            return False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return hashlib.sha256(value).digest() in opened[1]
+        return False
