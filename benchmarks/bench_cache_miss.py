@@ -129,7 +129,7 @@ def make_layout(seed: int) -> Layout:
 
 
 def reference_events(layout: Layout, seed: int) -> Iterator[bytes]:
-    """Clients, projects, needs, memberships and funds as SPEC §6.1 event lines."""
+    """Clients, projects, needs, memberships and funds as ledger event lines."""
     rng = random.Random(seed + 1)
     for permalink, pool, _, _ in CLIENTS:
         yield orjson.dumps({"event": "client", "id": permalink, "name": permalink, "pool": pool})
@@ -237,7 +237,7 @@ class DonationGenerator:
     def _matching(
         self, token: str, channel: str, amount: int, project: int | None, created: Any
     ) -> tuple[Any, ...] | None:
-        """SPEC §4.3: the lowest-id activated fund with budget left matches."""
+        """The lowest-id activated fund with budget left matches."""
         if channel not in ("platform", "client") or project not in self.funded_projects:
             return None
         for fund_id, _, projects, _, maximum in self.layout.funds:

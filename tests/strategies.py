@@ -1,4 +1,4 @@
-"""Event builders and Hypothesis strategies for random SPEC §6.1 ledger event streams."""
+"""Event builders and Hypothesis strategies for random ledger event streams."""
 
 from __future__ import annotations
 
@@ -377,7 +377,7 @@ class _StreamBuilder:
 
 @st.composite
 def event_streams(draw: st.DrawFn, *, max_actions: int = 40) -> list[Line]:
-    """A random stream of ledger event lines that exercises every booking rule of SPEC §4/§6.1.
+    """A random stream of ledger event lines that exercises every booking rule.
 
     Expect rejections among them: unknown references, closed projects, pools of clients
     without a pool, conflicting repeats, reused client references and malformed lines.

@@ -1,4 +1,4 @@
-"""The `clientstats` command (SPEC §6.2): each subcommand calls services, never SQL."""
+"""The `clientstats` command: each subcommand calls services, never SQL."""
 
 from __future__ import annotations
 
@@ -254,7 +254,7 @@ def credentials(client_id: str) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @one_line_errors
 def reconcile(client_id: str, file: str) -> None:
-    """Compare a client's CSV of collected pledges with the booked ones (SPEC §5.4)."""
+    """Compare a client's CSV of collected pledges with the booked ones."""
     from clientstats.services.reconciliation import reconcile as run_reconcile
 
     engine = _engine(settings())

@@ -1,4 +1,4 @@
-"""A deterministic generator of a realistic demo data set as SPEC §6.1 ledger events."""
+"""A deterministic generator of a realistic demo data set as ledger events."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class _Booked(NamedTuple):
 
 
 def generate_demo_events(*, seed: int = 2015, scale: int = 1) -> Iterator[dict[str, object]]:
-    """Yield the ledger events of a realistic demo data set (SPEC §6.2 `clientstats demo`)."""
+    """Yield the ledger events of a realistic demo data set (`clientstats demo`)."""
     if scale < 1:
         raise ValueError("scale must be at least 1")
     demo = _Demo(random.Random(seed), scale)

@@ -160,7 +160,7 @@ def assert_error(
     debug: bool = False,
     links: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Assert the response is a §2.3 error of this status; return its body.
+    """Assert the response is a error in the platform's format of this status; return its body.
 
     `debug`: the server runs in debug mode, so a `backtrace` may be there too.
     `links`: the links the error must carry (a 409 points at what it conflicts with).
@@ -440,5 +440,5 @@ SEED_CLIENTS = sorted(REFERENCE.clients)
 
 
 def reference_body(client: str) -> dict[str, Any]:
-    """The §2 body MemoryBook computes for a seeded client."""
+    """The statistics body MemoryBook computes for a seeded client."""
     return REFERENCE.statistics(client).as_response()

@@ -1,4 +1,4 @@
-"""POST /admin/events over real HTTP (SPEC §6.1): token, content type, line errors, idempotency."""
+"""POST /admin/events over real HTTP: token, content type, line errors, idempotency."""
 
 from __future__ import annotations
 

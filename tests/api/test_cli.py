@@ -1,4 +1,4 @@
-"""The `clientstats` command as a subprocess (SPEC §6.2): import, stats, verify, migrate, demo."""
+"""The `clientstats` command as a subprocess: import, stats, verify, migrate, demo."""
 
 from __future__ import annotations
 

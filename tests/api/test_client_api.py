@@ -1,4 +1,4 @@
-"""The client write API (SPEC §5.1-§5.3) over real HTTP against `clientstats serve` processes."""
+"""The client write API over real HTTP against `clientstats serve` processes."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def issue_credentials(database_url: str, *clients: str) -> dict[str, tuple[str, 
 
 
 def assert_error(response: httpx.Response, status_code: int) -> dict[str, Any]:
-    """The response is a §2.3 error of this status; returns its body."""
+    """The response is a error in the platform's format of this status; returns its body."""
     assert response.status_code == status_code, response.text
     assert response.headers["content-type"] == JSON_UTF8
     body: dict[str, Any] = response.json()
@@ -322,7 +322,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         drop()
 
 
-# --- validation (SPEC §5.2): every rule, in both languages --------------------------------
+# --- validation: every rule, in both languages --------------------------------
 
 REMOVE = object()
 _RANGE = ("must be between 1 and 1000000", "muss zwischen 1 und 1000000 liegen")
@@ -613,7 +613,7 @@ def test_invalid_forwarding_requests_are_422(api: Api, locale: str) -> None:
     }
 
 
-# --- unreadable bodies and unknown targets (SPEC §2.3): the error, nothing stored ----------
+# --- unreadable bodies and unknown targets: the error, nothing stored ----------
 
 
 def bad_requests(api: Api) -> list[tuple[int, Callable[[], httpx.Response]]]:
@@ -759,7 +759,7 @@ def test_statistics_reflect_a_processed_pledge_within_one_second(api: Api) -> No
     expected = with_delta(before, **donated(777))
     while api.stats("tb") != expected and time.monotonic() - confirmed_seen < 1.0:
         time.sleep(0.02)
-    # SPEC §2.2: fresh within 1 s of the booking (the server polls versions every 0.1 s here).
+    # Fresh within 1 s of the booking (the server polls versions every 0.1 s here).
     assert api.stats("tb") == expected
 
 
@@ -911,7 +911,7 @@ def test_a_reference_already_booked_by_an_import_fails_the_pledge(api: Api) -> N
     assert api.ledger_stats("vf") == before
 
 
-# --- authentication and scope (SPEC §5.1) ----------------------------------------------------
+# --- authentication and scope ----------------------------------------------------
 
 
 def assert_unauthenticated(response: httpx.Response) -> None:

@@ -1,4 +1,4 @@
-"""Every error is JSON in the platform's format (SPEC §2.3); bad input never gives a 5xx."""
+"""Every error is JSON in the platform's format; bad input never gives a 5xx."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Statistics of a client with `statistics_private` answer only its own credentials (SPEC §5.1)."""
+"""Statistics of a client with `statistics_private` answer only its own credentials."""
 
 from __future__ import annotations
 

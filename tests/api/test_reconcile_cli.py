@@ -1,4 +1,4 @@
-"""`clientstats reconcile CLIENT FILE` (SPEC §5.4): every disagreement listed, and exit codes."""
+"""`clientstats reconcile CLIENT FILE`: every disagreement listed, and exit codes."""
 
 from __future__ import annotations
 

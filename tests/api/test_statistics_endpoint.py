@@ -1,4 +1,4 @@
-"""The statistics endpoint over real HTTP (SPEC §2, §2.2) on SQLite and PostgreSQL."""
+"""The statistics endpoint over real HTTP on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def platform_donation(project: int, amount: int) -> Event:
 
 
 def expected_body(events: list[Event], client: str) -> dict[str, Any]:
-    """The §2 body the pure reference computes from these events."""
+    """The statistics body the pure reference computes from these events."""
     book = MemoryBook()
     now = datetime.now(UTC)
     for event in events:
@@ -107,7 +107,7 @@ def stats(setup: Setup, client: str, method: str = "GET") -> httpx.Response:
 
 
 def assert_unavailable(response: httpx.Response) -> None:
-    """A 503 in the platform's error format (SPEC §2.3), never a 500 or an HTML page."""
+    """A 503 in the platform's error format, never a 500 or an HTML page."""
     assert response.status_code == 503, (response.status_code, response.text)
     assert response.headers["content-type"] == JSON_UTF8
     body = response.json()

@@ -460,7 +460,7 @@ def test_two_api_processes_and_two_workers_lose_and_double_nothing(cluster: Clus
         else:
             assert r.failure_code, r
             assert f"{r.kind}:{r.id}" not in tokens or tokens[f"{r.kind}:{r.id}"] is not None, r
-    # The outcomes the booking rules dictate whatever the order (SPEC §4.4, §5.2).
+    # The outcomes the booking rules dictate whatever the order.
     failures = defaultdict(set)
     for r in requests:
         failures[(r.client_id, r.kind)].add(r.failure_code)

@@ -81,7 +81,7 @@ def setup() -> Iterator[Setup]:
 
 
 def expected_body(events: list[Event], client: str) -> dict[str, Any]:
-    """The §2 body the pure reference computes from these events."""
+    """The statistics body the pure reference computes from these events."""
     book = MemoryBook()
     now = datetime.now(UTC)
     for event in events:

@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL mid-batch loses nothing and books nothing twice (SPEC §5.2)."""
+"""A worker killed with SIGKILL mid-batch loses nothing and books nothing twice."""
 
 # The server here runs without a worker, so these tests also show requests staying `pending`
 # until a worker (a real `clientstats worker` process) books them.
@@ -227,7 +227,7 @@ def kill_mid_run(engine: Engine, worker: WorkerProcess, done_before: int) -> int
 
 
 def expected_failure(client: str, project_id: int | None) -> str | None:
-    """SPEC §5.2: a pledge needing a pool fails for a client without one."""
+    """A pledge needing a pool fails for a client without one."""
     needs_pool = project_id is None or project_id == CLOSED
     return "pool_missing" if needs_pool and client == "acme" else None
 

@@ -1,7 +1,7 @@
 """Ledger scenario files: hand-computed figures checked in memory, in databases, by verify."""
 
 # A scenario is a `*.ledger` file in this directory, read top to bottom:
-#   - an event line is one SPEC §6.1 JSON event, as `clientstats import` reads it;
+#   - an event line is one JSON ledger event, as `clientstats import` reads it;
 #   - a `#` line is a comment: the story and the arithmetic, in plain words;
 #   - `# expect CLIENT: {...}` gives all 8 figures of CLIENT after the event lines above
 #     it (the JSON may continue over the following `#` lines);

@@ -1,4 +1,4 @@
-"""Importing ledger event lines (SPEC §6.1) into each database: reports, batches, idempotency."""
+"""Importing ledger event lines into each database: reports, batches, idempotency."""
 
 from __future__ import annotations
 

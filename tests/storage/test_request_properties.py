@@ -164,7 +164,7 @@ class ModelRequest:
 
 @dataclass
 class Model:
-    """What SPEC §5 says the requests become, booked into the pure reference book."""
+    """What the requests become, booked into the pure reference book."""
 
     book: MemoryBook = field(default_factory=MemoryBook)
     requests: dict[tuple[str, str], ModelRequest] = field(default_factory=dict)

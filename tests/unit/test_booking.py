@@ -1,4 +1,4 @@
-"""Tests of applying ledger events to a book (SPEC §4, §6.1), with the in-memory book."""
+"""Tests of applying ledger events to a book, with the in-memory book."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def matched(book: MemoryBook) -> dict[str, tuple[int | None, int]]:
     }
 
 
-# --- matching (SPEC §4.3) ------------------------------------------------------------------
+# --- matching ------------------------------------------------------------------
 
 
 def test_a_fund_matches_up_to_its_cap_and_then_its_remaining_budget() -> None:
@@ -165,7 +165,7 @@ def test_revoking_the_original_revokes_its_matching_and_frees_the_budget() -> No
     assert matched(book) == {"d3": (1, 200)}
 
 
-# --- forwardings (SPEC §4.4) ---------------------------------------------------------------
+# --- forwardings ---------------------------------------------------------------
 
 
 def test_forwarding_moves_money_from_the_pool_to_the_project() -> None:
@@ -220,7 +220,7 @@ def test_a_forwarding_with_unknown_references_is_rejected(
     assert rejected(ledger(), forwarding).field == field
 
 
-# --- revocations (SPEC §4.5) ---------------------------------------------------------------
+# --- revocations ---------------------------------------------------------------
 
 
 def test_revocation_leaves_every_figure_as_if_never_booked() -> None:
@@ -329,7 +329,7 @@ def test_revoking_a_forwarding_returns_the_money_to_the_pool() -> None:
     assert stats(book).donated_amount_in_cents == 0
 
 
-# --- routing through the book (SPEC §5.2, §6.1) --------------------------------------------
+# --- routing through the book --------------------------------------------
 
 
 def test_client_donation_to_a_closed_project_is_redirected_to_the_donor_pool() -> None:
@@ -378,7 +378,7 @@ def test_a_client_without_a_pool_gets_one_later() -> None:
     assert stats(book, "acme").pool_balance_in_cents == 700
 
 
-# --- idempotency (SPEC §6.1) ---------------------------------------------------------------
+# --- idempotency ---------------------------------------------------------------
 
 
 def test_the_same_token_with_the_same_content_is_unchanged() -> None:

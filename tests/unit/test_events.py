@@ -1,4 +1,4 @@
-"""Tests of parsing, validating and merging operator ledger events (SPEC §6.1)."""
+"""Tests of parsing, validating and merging operator ledger events."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ from clientstats.domain.merging import merge_client, merge_matching_fund, merge_
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 APRIL_7 = datetime(2015, 4, 7, 8, 0, tzinfo=UTC)  # 10:00 at +02:00
 
-# The example lines of SPEC §6.1, each with the object it must parse to.
-SPEC_EXAMPLES: list[tuple[str, object]] = [
+# The example lines of the event format documentation, each with the object it must parse to.
+DOCUMENTED_EXAMPLES: list[tuple[str, object]] = [
     (
         '{"event": "client", "id": "volksfreund", "name": "Volksfreund", "pool": true}',
         ClientEvent("volksfreund", "Volksfreund", True, None),
@@ -95,7 +95,7 @@ SPEC_EXAMPLES: list[tuple[str, object]] = [
 ]
 
 VALID: dict[str, dict[str, Any]] = {
-    json.loads(line)["event"]: json.loads(line) for line, _ in SPEC_EXAMPLES
+    json.loads(line)["event"]: json.loads(line) for line, _ in DOCUMENTED_EXAMPLES
 }
 
 
@@ -116,7 +116,7 @@ def with_fields(kind: str, **changes: Any) -> dict[str, Any]:
     return obj
 
 
-@pytest.mark.parametrize(("line", "expected"), SPEC_EXAMPLES)
+@pytest.mark.parametrize(("line", "expected"), DOCUMENTED_EXAMPLES)
 def test_spec_examples_parse(line: str, expected: object) -> None:
     assert parse_line(line, now=NOW) == expected
     assert parse_line(line.encode(), now=NOW) == expected
@@ -474,10 +474,10 @@ def test_merge_matching_fund_defaults_and_updates() -> None:
 
 
 def test_a_parsed_spec_file_merges_into_reference_data() -> None:
-    client = parse_line(SPEC_EXAMPLES[0][0], now=NOW)
+    client = parse_line(DOCUMENTED_EXAMPLES[0][0], now=NOW)
     assert isinstance(client, ClientEvent)
     assert merge_client(None, client) == Client("volksfreund", "Volksfreund", has_pool=True)
-    fund = parse_line(SPEC_EXAMPLES[4][0], now=NOW)
+    fund = parse_line(DOCUMENTED_EXAMPLES[4][0], now=NOW)
     assert isinstance(fund, MatchingFundEvent)
     assert merge_matching_fund(None, fund).matches(1114)
 

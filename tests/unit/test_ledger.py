@@ -1,4 +1,4 @@
-"""Tests of the pure booking rules of SPEC §4: routing, matching, forwardings, repeats."""
+"""Tests of the pure booking rules: routing, matching, forwardings, repeats."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def rejection(d: Donation, **kwargs: object) -> BookingRejected:
     return caught.value
 
 
-# --- routing (SPEC §4.4, §5.2, §6.1) -------------------------------------------------------
+# --- routing -------------------------------------------------------
 
 
 def test_project_accepts_donations_only_when_neither_closed_nor_prohibited() -> None:
@@ -163,7 +163,7 @@ def test_donation_to_the_pool_of_an_unknown_client_is_rejected() -> None:
     assert (error.field, error.message) == ("receiver", "unknown client ghost")
 
 
-# --- matching (SPEC §4.3) ------------------------------------------------------------------
+# --- matching ------------------------------------------------------------------
 
 
 def budget(fund_id: int, maximum: int, remaining: int) -> FundBudget:
@@ -223,7 +223,7 @@ def test_pool_donations_and_failed_bookings_are_not_matched() -> None:
     assert matching_for(failed, [budget(1, 500, 500)]) is None
 
 
-# --- forwardings (SPEC §4.4) ---------------------------------------------------------------
+# --- forwardings ---------------------------------------------------------------
 
 
 def forwarding(amount: int = 1000, project_id: int = 1) -> Donation:
@@ -276,7 +276,7 @@ def test_forwarding_with_unknown_references_is_rejected() -> None:
     assert unknown_project.value.field == "project_id"
 
 
-# --- repeats (SPEC §6.1) -------------------------------------------------------------------
+# --- repeats -------------------------------------------------------------------
 
 
 def test_a_repeat_is_the_same_booking_when_every_given_field_agrees() -> None:

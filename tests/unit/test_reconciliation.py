@@ -1,4 +1,4 @@
-"""Tests of reconciliation (SPEC §5.4): reading a client's rows and comparing them with pledges."""
+"""Tests of reconciliation: reading a client's rows and comparing them with pledges."""
 
 from __future__ import annotations
 

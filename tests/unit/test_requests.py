@@ -1,4 +1,4 @@
-"""Tests of the pure pledge/forwarding rules of SPEC §5.2/§5.3: validation codes and bookings."""
+"""Tests of the pure pledge/forwarding rules: validation codes and bookings."""
 
 from __future__ import annotations
 

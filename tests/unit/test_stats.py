@@ -1,4 +1,4 @@
-"""Tests of the §2.1 figures and need filling (SPEC §2.1, §4.2) computed by the pure oracle."""
+"""Tests of the eight figures and need filling computed by the pure oracle."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def figures(book: MemoryBook, client_id: str) -> dict[str, object]:
     return book.statistics(client_id).as_response()
 
 
-# --- need filling (SPEC §4.2) --------------------------------------------------------------
+# --- need filling --------------------------------------------------------------
 
 
 def fills(needs: list[Need], money: int) -> dict[int, tuple[int, int]]:
@@ -151,7 +151,7 @@ def test_a_project_without_needs_counts_but_requests_nothing() -> None:
     assert (acme.requested_amount_in_cents, acme.donated_amount_in_cents) == (500, 0)
 
 
-# --- client figures (SPEC §2.1) ------------------------------------------------------------
+# --- client figures ------------------------------------------------------------
 
 
 def test_pool_balance_is_zero_for_a_client_without_a_pool() -> None:

@@ -1,4 +1,4 @@
-"""Operator endpoints: ledger events over HTTP (SPEC §6.1), behind the admin bearer token."""
+"""Operator endpoints: ledger events over HTTP, behind the admin bearer token."""
 
 from __future__ import annotations
 

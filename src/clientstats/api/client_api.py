@@ -1,4 +1,4 @@
-"""The client write API (SPEC §5): pledges, forwarding requests and their state."""
+"""The client write API: pledges, forwarding requests and their state."""
 
 from __future__ import annotations
 

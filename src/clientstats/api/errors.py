@@ -1,4 +1,4 @@
-"""The one place where errors become HTTP responses, in the platform's format (SPEC §2.3)."""
+"""The one place where errors become HTTP responses, in the platform's format."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def error_response(
     backtrace: list[str] | None = None,
     links: list[dict[str, str]] | None = None,
 ) -> Response:
-    """An error response in the §2.3 format; no cache may keep it (it says nothing lasting)."""
+    """An error response in the platform's format; no cache may keep it (nothing in it lasts)."""
     body = error_body(status_code, message, errors=errors, backtrace=backtrace, links=links)
     headers = {"Cache-Control": "no-store", **(headers or {})}
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)

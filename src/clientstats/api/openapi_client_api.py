@@ -1,4 +1,4 @@
-"""The OpenAPI paths and schemas of the client write API (SPEC §5)."""
+"""The OpenAPI paths and schemas of the client write API."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def json_ref(name: str) -> dict[str, Any]:
 
 
 def error_doc(description: str) -> dict[str, Any]:
-    """A documented error response in the §2.3 format."""
+    """A documented error response in the platform's error format."""
     return {"description": description, "content": json_ref("Error")}
 
 

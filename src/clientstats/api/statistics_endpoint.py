@@ -1,4 +1,4 @@
-"""The statistics endpoint (SPEC §2) as a bare ASGI handler: a cache hit is a dict lookup.
+"""The statistics endpoint as a bare ASGI handler: a cache hit is a dict lookup.
 
 It sits in front of the Starlette app and answers only paths shaped like
 `/{locale}/api_v4/clients/{client_id}/project_statistics[.json]`; everything else passes on.
@@ -46,7 +46,7 @@ PREFLIGHT_HEADERS = [
     (b"access-control-max-age", b"86400"),
     _ALLOW,
 ]
-# Permalinks are [a-z0-9_-]{1,64} (SPEC §3); ASCII only, so e.g. the Kelvin sign is no "k".
+# Permalinks are [a-z0-9_-]{1,64}; ASCII only, so e.g. the Kelvin sign is no "k".
 _PERMALINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_REMEMBERED_PATHS = 10_000
 _UNSEEN: Any = object()
@@ -182,7 +182,7 @@ class StatisticsEndpoint:
         await _send_hit(scope, send, entry, now, method, cap)
 
     async def _authorized(self, scope: Scope, send: Send, permalink: str, method: str) -> bool:
-        """Private statistics (SPEC §2, §5.1): only the client's own credentials open them."""
+        """Private statistics: only the client's own credentials open them."""
         header = _header(scope, b"authorization")
         try:
             client_id = await self.authenticator().authenticate(

@@ -1,4 +1,4 @@
-"""Applying one ledger event (SPEC §6.1) to a book of record, whatever stores it."""
+"""Applying one ledger event to a book of record, whatever stores it."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Outcome(StrEnum):
 
     APPLIED = "applied"
     UNCHANGED = "unchanged"
-    FAILED = "failed"  # recorded, but moved no money (a forwarding failing per §4.4)
+    FAILED = "failed"  # recorded, but moved no money (a forwarding failing for lack of pool money)
     DEFERRED = "deferred"  # a revocation kept until its donation arrives
 
 

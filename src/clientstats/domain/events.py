@@ -1,4 +1,4 @@
-"""Parsing and validating operator ledger events (SPEC §6.1) into typed domain objects."""
+"""Parsing and validating operator ledger events into typed domain objects."""
 
 from __future__ import annotations
 

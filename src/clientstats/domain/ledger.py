@@ -1,4 +1,4 @@
-"""Ledger entries, reference data and the booking rules of SPEC §4, as pure data and functions."""
+"""Ledger entries, reference data and the booking rules, as pure data and functions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from enum import StrEnum
 
 
 class Channel(StrEnum):
-    """How money reached its receiver (SPEC §3)."""
+    """How money reached its receiver."""
 
     PLATFORM = "platform"
     CLIENT = "client"
@@ -19,7 +19,7 @@ class Channel(StrEnum):
 
 
 class FailureCode(StrEnum):
-    """Why a booking moved nothing (SPEC §4.4)."""
+    """Why a booking moved nothing."""
 
     POOL_MISSING = "pool_missing"
     POOL_EMPTY = "pool_empty"
@@ -62,7 +62,7 @@ class Project:
 
 @dataclass(frozen=True, slots=True)
 class Need:
-    """A need of a project; needs are filled in ascending id (SPEC §4.2)."""
+    """A need of a project; needs are filled in ascending id."""
 
     id: int
     project_id: int
@@ -72,7 +72,7 @@ class Need:
 
 @dataclass(frozen=True, slots=True)
 class MatchingFund:
-    """A client's budget that tops up donations to the projects it matches (SPEC §4.3)."""
+    """A client's budget that tops up donations to the projects it matches."""
 
     id: int
     client_id: str
@@ -123,7 +123,7 @@ class FundBudget:
 
 
 class BookingRejected(Exception):
-    """A booking that breaks a rule of SPEC §4/§6.1; nothing of it may be stored."""
+    """A booking that breaks a booking rule; nothing of it may be stored."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -140,7 +140,7 @@ def matching_token(fund_id: int, original_token: str) -> str:
 
 
 def matching_for(donation: Donation, budgets: list[FundBudget]) -> Donation | None:
-    """The matching donation SPEC §4.3 books for `donation`, given the funds matching its project.
+    """The matching donation booked for `donation`, given the funds matching its project.
 
     `budgets` must be the activated funds matching the project, in ascending fund id.
     """
@@ -177,7 +177,7 @@ def route_donation(
     donor_client: Client | None,
     pool_client: Client | None,
 ) -> Donation:
-    """Check a donation against the rules of SPEC §4 and §6.1 and settle its receiver.
+    """Check a donation against the booking rules and settle its receiver.
 
     A `client` donation to a project that does not accept donations is redirected to the
     donor client's pool. Raises BookingRejected when the donation cannot be booked.
@@ -249,9 +249,9 @@ def settle_forwarding(
     project: Project | None,
     pool_balance_in_cents: int,
 ) -> Donation:
-    """Decide a forwarding from a client's pool (SPEC §4.4): booked, or recorded as failed.
+    """Decide a forwarding from a client's pool: booked, or recorded as failed.
 
-    Raises BookingRejected for unknown references; a failure of §4.4 is not an error but a
+    Raises BookingRejected for unknown references; a failure of a forwarding is not an error but a
     forwarding that moved nothing.
     """
     if pool_client is None:

@@ -129,7 +129,7 @@ class MemoryBook:
         return totals
 
     def statistics(self, client_id: str) -> Statistics:
-        """The §2.1 figures of one client, computed from scratch."""
+        """The eight figures of one client, computed from scratch."""
         client = self.clients[client_id]
         needs_by_project: dict[int, list[Need]] = defaultdict(list)
         for need in self.needs.values():

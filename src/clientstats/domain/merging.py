@@ -1,4 +1,4 @@
-"""Upserts of reference data (SPEC §6.1): a later event changes the fields it names, no others."""
+"""Upserts of reference data: a later event changes the fields it names, no others."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Comparing a client's list of collected pledges with the booked ones (SPEC §5.4)."""
+"""Comparing a client's list of collected pledges with the booked ones."""
 
 from __future__ import annotations
 

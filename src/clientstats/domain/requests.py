@@ -1,4 +1,4 @@
-"""Donation pledges and forwarding requests a client sends (SPEC §5): validation and booking.
+"""Donation pledges and forwarding requests a client sends: validation and booking.
 
 Validation (by the field rules of request_fields) returns problems as language-neutral codes;
 the API words them per locale.
@@ -70,12 +70,12 @@ class StoredRequest:
 
 
 def validate_pledge(body: Mapping[str, object], is_country: Callable[[str], bool]) -> Errors:
-    """Every problem of a pledge body (SPEC §5.2); empty when it is valid."""
+    """Every problem of a pledge body; empty when it is valid."""
     return check_body(PLEDGE, body, is_country)
 
 
 def validate_forwarding(body: Mapping[str, object]) -> Errors:
-    """Every problem of a forwarding request body (SPEC §5.3); empty when it is valid."""
+    """Every problem of a forwarding request body; empty when it is valid."""
     return check_body(FORWARDING, body, lambda code: False)
 
 
@@ -112,7 +112,7 @@ def request_token(kind: RequestKind, request_id: int) -> str:
 
 
 def pledge_failure(client: Client, project: Project | None) -> FailureCode | None:
-    """Why a pledge cannot be booked at all: only a missing pool to fall back to (SPEC §5.2)."""
+    """Why a pledge cannot be booked at all: only a missing pool to fall back to."""
     needs_pool = project is None or not project.accepts_donations
     return FailureCode.POOL_MISSING if needs_pool and not client.has_pool else None
 

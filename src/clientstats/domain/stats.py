@@ -1,4 +1,4 @@
-"""The figures of SPEC §2.1 as pure functions over ledger entries: the reference oracle."""
+"""The eight figures as pure functions over ledger entries: the reference oracle."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class Statistics:
     client_donations_count: int
 
     def as_response(self) -> dict[str, object]:
-        """The §2 response body, keys in the documented order."""
+        """The statistics response body, keys in the documented order."""
         body: dict[str, object] = {key: getattr(self, key) for key in RESPONSE_KEYS}
         body["links"] = []
         return body
@@ -51,7 +51,7 @@ class NeedFill:
 
 
 def fill_needs(needs: Iterable[Need], money_in_cents: int) -> list[NeedFill]:
-    """Fill a project's needs in ascending id from its money, each up to its request (§4.2)."""
+    """Fill a project's needs in ascending id from its money, each up to its request."""
     left = max(0, money_in_cents)
     fills = []
     for need in sorted(needs, key=lambda n: n.id):
@@ -86,7 +86,7 @@ class LedgerTotals:
     fund_matched_count: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, donation: Donation, *, revoked: bool) -> None:
-        """Count one entry; failed and revoked entries count as if never booked (§2.1)."""
+        """Count one entry; failed and revoked entries count as if never booked."""
         if revoked or not donation.moved_money:
             return
         amount = donation.amount_in_cents
@@ -128,7 +128,7 @@ def client_statistics(
     funds: Iterable[MatchingFund],
     totals: LedgerTotals,
 ) -> Statistics:
-    """Compute the §2.1 figures of one client the slow, obvious way."""
+    """Compute the eight figures of one client the slow, obvious way."""
     requested = open_amount = count = 0
     for project_id in set(project_ids):
         count += 1

@@ -1,4 +1,4 @@
-"""Accepting pledges and forwarding requests (SPEC §5.2, §5.3) and reading their state."""
+"""Accepting pledges and forwarding requests and reading their state."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Applying a stream of ledger event lines (SPEC §6.1) in batched transactions."""
+"""Applying a stream of ledger event lines in batched transactions."""
 
 from __future__ import annotations
 

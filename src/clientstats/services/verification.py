@@ -1,4 +1,4 @@
-"""`clientstats verify`: recompute every figure from the ledger and compare (SPEC §4.1)."""
+"""`clientstats verify`: recompute every figure from the ledger and compare."""
 
 from __future__ import annotations
 

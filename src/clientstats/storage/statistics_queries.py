@@ -56,7 +56,7 @@ _MATCHED = (
 
 
 def client_snapshot(conn: Connection, permalink: str) -> ClientSnapshot | None:
-    """The §2.1 figures of one client from the aggregates; None for an unknown client."""
+    """The eight figures of one client from the aggregates; None for an unknown client."""
     params = {"permalink": permalink}
     head = conn.execute(_HEAD, params).first()
     if head is None:

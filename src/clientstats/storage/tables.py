@@ -214,7 +214,7 @@ matching_fund_totals = Table(
     _money("matched_count", server_default="0"),
 )
 
-# Revocations whose donation is not booked (yet): kept, and applied when it arrives (§4.5).
+# Revocations whose donation is not booked (yet): kept, and applied when it arrives.
 deferred_revocations = Table(
     "deferred_revocations",
     metadata,
@@ -245,7 +245,7 @@ change_log = Table(
     Column("stamp", BigInteger, nullable=False),
 )
 
-# Writes a client made through the API (SPEC §5): stored before the 202, booked by a worker.
+# Writes a client made through the API: stored before the 202, booked by a worker.
 client_requests = Table(
     "client_requests",
     metadata,

@@ -1,4 +1,4 @@
-"""Client requests: donation pledges and forwarding requests (SPEC §5).
+"""Client requests: donation pledges and forwarding requests.
 
 Revision ID: 0002
 Revises: 0001
