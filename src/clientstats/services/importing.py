@@ -107,7 +107,7 @@ def _is_blank(raw: bytes) -> bool:
 
 
 class PlannerRefresh:
-    """ANALYZE as an import grows the ledger: after about 1,000, 2,000, 4,000, ... lines.
+    """ANALYZE as an import grows the ledger: after the first batch, then at each doubling.
 
     So the database's picture of the ledger stays within a factor of two of its size, for a
     few ANALYZEs in all (see storage.schema.refresh_planner_statistics).
