@@ -19,7 +19,12 @@ from clientstats.api.lists.links import base_url
 from clientstats.api.lists.messages import explain
 from clientstats.api.lists.pagination import decode_cursor, envelope, fingerprint
 from clientstats.api.lists.resources import RESOURCES, Context, Resource
-from clientstats.api.statistics_endpoint import LOCALES, PREFLIGHT_HEADERS, cache_control
+from clientstats.api.statistics_endpoint import (
+    LOCALES,
+    PREFLIGHT_HEADERS,
+    cache_control,
+    etag_matches,
+)
 from clientstats.domain.list_query import ListQueryInvalid, parse_list_query, positive_id
 from clientstats.errors import BadRequest, ClientstatsError, NotFound
 from clientstats.services.blocking import run_blocking
@@ -155,20 +160,13 @@ def _respond(request: Request, page: RenderedPage, now: float) -> Response:
     }
     if not page.private:
         headers.update(_PUBLIC_HEADERS)
-    if _etag_matches(request.headers.get("if-none-match"), page.etag):
+    condition = request.headers.get("if-none-match")
+    if condition is not None and etag_matches(condition.encode("latin-1"), page.etag.encode()):
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(page.body))
         return Response(b"", media_type=JSON, headers=headers)
     return Response(page.body, media_type=JSON, headers=headers)
-
-
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if header is None:
-        return False
-    if header.strip() == "*":
-        return True
-    return any(c.strip().removeprefix("W/") == etag for c in header.split(","))
 
 
 async def serve(request: Request, resource: Resource) -> Response:
