@@ -95,6 +95,23 @@ def test_statistics_requests_are_counted_by_route_status_and_cache_level(
     assert delta("clientstats_http_request_duration_seconds_sum", route=STATISTICS) > 0
 
 
+def test_list_pages_from_the_page_cache_are_counted(metered: Metered) -> None:
+    url = f"{metered.base_url}/de/api_v4/clients/{CLIENT}/projects"
+    route = "/{locale}/api_v4/clients/{client_id}/projects"
+    before = scrape(metered.base_url)
+    first = httpx.get(url)  # computed, then kept in the page cache
+    assert first.status_code == 200
+    for _ in range(3):
+        assert httpx.get(url).status_code == 200
+    not_modified = httpx.get(url, headers={"if-none-match": first.headers["etag"]})
+    assert not_modified.status_code == 304
+    after = scrape(metered.base_url)
+    hits = "clientstats_list_cache_hits_total"
+    assert value(after, hits) - value(before, hits) == 4
+    assert responses(after, route, 200) - responses(before, route, 200) == 4
+    assert responses(after, route, 304) - responses(before, route, 304) == 1
+
+
 def test_the_metrics_endpoint_counts_itself_once_answered(metered: Metered) -> None:
     first = scrape(metered.base_url)
     second = scrape(metered.base_url)

@@ -150,6 +150,7 @@ def create_app(settings: Settings) -> ASGIApp:
             },
             cache_misses={("process",): statistics.process_misses, ("redis",): live.redis_misses},
             feed_age=live.feed_age(),
+            list_hits=list_pages.hits,
         )
 
     app.state.metrics = Metrics(tallies, observe) if tallies is not None else None

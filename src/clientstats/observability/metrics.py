@@ -48,6 +48,7 @@ class Observed:
     cache_hits: Counts  # by level: process, redis, database
     cache_misses: Counts  # by level: process, redis
     feed_age: float | None  # seconds since the change feed was last read successfully
+    list_hits: int = 0  # drill-down list pages answered from the process's page cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,11 @@ class Metrics:
             "clientstats_statistics_cache_misses",
             "Statistics lookups a cache level could not answer",
             ["level"],
+            registry=registry,
+        )
+        self.list_hits = Counter(
+            "clientstats_list_cache_hits",
+            "Drill-down list responses answered from the process's page cache",
             registry=registry,
         )
         self.bookings = Counter(
@@ -140,6 +146,7 @@ class Metrics:
         observed = self.observe()
         self._add(self.cache_hits, observed.cache_hits)
         self._add(self.cache_misses, observed.cache_misses)
+        self._add(self.list_hits, {(): observed.list_hits})
         self._add(self.bookings, tallies.BOOKINGS.snapshot())
         self._add(self.import_lines, tallies.IMPORT_LINES.snapshot())
         self._add(self.database_errors, tallies.DATABASE_ERRORS.snapshot())
@@ -157,7 +164,7 @@ class Metrics:
         for labels, total in counts.items():
             delta = self._delta(counter, labels, total)
             if delta:
-                counter.labels(*labels).inc(delta)
+                (counter.labels(*labels) if labels else counter).inc(delta)
 
     def _add_observations(self, route: str, counts: list[int], seconds: float) -> None:
         """Add bucket counts gathered in bulk; prometheus_client observes one value at a time.

@@ -35,6 +35,7 @@ from clientstats.services.live_statistics import LiveStatistics
 _CORS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"ETag")]
 _CONTENT_TYPE = (b"content-type", JSON.encode())
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
+_READS = frozenset(("GET", "HEAD"))
 # Distinct Authorization headers remembered per client: each needed the right password.
 MAX_CREDENTIALS_PER_CLIENT = 16
 _MAX_CLIENTS_WITH_CREDENTIALS = 100_000
@@ -74,11 +75,25 @@ def key_function(settings: Settings) -> Callable[[Scope], Key]:
 class FastPage:
     """A rendered page with its response headers, built once (the max-age once a second)."""
 
-    __slots__ = ("body_message", "etag", "freshness", "page", "permalink", "starts")
+    __slots__ = (
+        "body_message",
+        "etag",
+        "expires_at",
+        "freshness",
+        "page",
+        "permalink",
+        "private",
+        "starts",
+        "version",
+    )
 
     def __init__(self, page: RenderedPage, permalink: str) -> None:
         self.page = page
         self.permalink = permalink
+        # Copied out of the page: a hit reads them without a second attribute lookup.
+        self.version = page.version
+        self.private = page.private
+        self.expires_at = page.expires_at
         self.etag = page.etag.encode()
         self.body_message = {"type": "http.response.body", "body": page.body}
         self.freshness: dict[int, list[tuple[bytes, bytes]]] = {}
@@ -88,7 +103,7 @@ class FastPage:
         """ETag, Cache-Control and (public pages) CORS: what a 200 and a 304 share."""
         headers = self.freshness.get(max_age)
         if headers is None:
-            private = self.page.private
+            private = self.private
             headers = [
                 (b"etag", self.etag),
                 (b"cache-control", cache_control(private=private, max_age=max_age)),
@@ -155,45 +170,47 @@ class ListFastPath:
         known[1].add(digest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] != "http" or scope["method"] not in _READS:
             await self.app(scope, receive, send)
             return
         entry = self._pages.get(self.key(scope))
-        now = time.time()
-        if entry is None or not self._current(entry, scope, now):
+        if entry is None:
             await self.app(scope, receive, send)
             return
-        self.hits += 1
-        ttl = self._ttl
-        cap = ttl if self.http_max_age is None else min(ttl, self.http_max_age)
-        max_age = min(cap, max(0, math.ceil(entry.page.expires_at - now)))
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if etag_matches(value, entry.etag):
-                    headers = entry.freshness_headers(max_age)
-                    await send({"type": "http.response.start", "status": 304, "headers": headers})
-                    await send(_EMPTY_BODY)
-                    return
-                break
-        await send(entry.start(max_age))
-        await send(_EMPTY_BODY if scope["method"] == "HEAD" else entry.body_message)
-
-    def _current(self, entry: FastPage, scope: Scope, now: float) -> bool:
-        """Whether the page may be sent: current version, not expired, credentials known."""
+        # Inline, not methods: this is every cached page's path.
         live = self._live
         if live is None:
             live = self._live = self.live()
             self._ttl = live.ttl
         known = live.versions.get(entry.permalink)
-        page = entry.page
-        if known is None or known.version != page.version or page.expires_at <= now:
-            return False
-        if not page.private:
-            return True
-        opened = self._credentials.get(entry.permalink)
-        if opened is None or opened[0] != known.version:
-            return False
-        for name, value in scope["headers"]:
+        now = time.time()
+        if known is None or known.version != entry.version or entry.expires_at <= now:
+            await self.app(scope, receive, send)
+            return
+        authorization = if_none_match = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette takes it
             if name == b"authorization":
-                return hashlib.sha256(value).digest() in opened[1]
-        return False
+                authorization = value if authorization is None else authorization
+            elif name == b"if-none-match":
+                if_none_match = value if if_none_match is None else if_none_match
+        if entry.private and not self._opened(entry.permalink, known.version, authorization):
+            await self.app(scope, receive, send)
+            return
+        self.hits += 1
+        ttl = self._ttl
+        cap = ttl if self.http_max_age is None else min(ttl, self.http_max_age)
+        max_age = min(cap, max(0, math.ceil(entry.expires_at - now)))
+        if if_none_match is not None and etag_matches(if_none_match, entry.etag):
+            headers = entry.freshness_headers(max_age)
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send(_EMPTY_BODY)
+            return
+        await send(entry.start(max_age))
+        await send(_EMPTY_BODY if scope["method"] == "HEAD" else entry.body_message)
+
+    def _opened(self, permalink: str, version: int, authorization: bytes | None) -> bool:
+        """Whether this Authorization header opened the client's pages at its version."""
+        opened = self._credentials.get(permalink)
+        if authorization is None or opened is None or opened[0] != version:
+            return False
+        return hashlib.sha256(authorization).digest() in opened[1]
