@@ -140,6 +140,63 @@ def test_the_middleware_adds_the_id_without_touching_a_shared_start_message() ->
     assert tallies.responses == {("/route", 200): 2}
 
 
+def test_a_cached_answer_is_sent_with_its_id_counted_and_logged_without_the_app() -> None:
+    shared = {"type": "http.response.start", "status": 304, "headers": [(b"etag", b'"x"')]}
+    body = {"type": "http.response.body", "body": b""}
+    sent: list[dict[str, Any]] = []
+    asked: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        asked.append(scope["path"])
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def answer(scope: Any) -> Any:
+        return (shared, body) if scope["path"] == "/cached" else None
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    read, write = os.pipe()
+    tallies = HttpTallies()
+    wrapped = Observability(
+        app,
+        lambda path: RouteInfo(path, "client"),
+        tallies=tallies,
+        access_log=AccessLog(write),
+        answer=answer,
+    )
+
+    async def requests() -> bytes:
+        for path, request_id in (("/cached", b"given-id"), ("/cached", None), ("/other", None)):
+            headers = [] if request_id is None else [(b"x-request-id", request_id)]
+            scope = {"type": "http", "path": path, "method": "GET", "headers": headers}
+            await wrapped(scope, None, send)
+        await asyncio.sleep(0.2)  # the access log writes on the event loop
+        return os.read(read, 65536)
+
+    try:
+        raw = asyncio.run(requests())
+    finally:
+        os.close(read)
+        os.close(write)
+    assert asked == ["/other"]  # the cached answers never reached the app
+    assert shared["headers"] == [(b"etag", b'"x"')]
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [m["status"] for m in starts] == [304, 304, 404]
+    ids = [dict(m["headers"])[b"x-request-id"] for m in starts]
+    assert ids[0] == b"given-id" and len(set(ids)) == 3
+    assert [m for m in sent if m["type"] == "http.response.body"][:2] == [body, body]
+    assert tallies.responses == {("/cached", 304): 2, ("/other", 404): 1}
+    lines = [json.loads(line) for line in raw.splitlines()]
+    assert [(line["path"], line["status"], line["client"]) for line in lines] == [
+        ("/cached", 304, "client"),
+        ("/cached", 304, "client"),
+        ("/other", 404, "client"),
+    ]
+    assert [line["request_id"] for line in lines] == [i.decode() for i in ids]
+
+
 def _samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     metrics.flush()
     text = metrics.exposition(PendingRequests(count=3, oldest_age=42.5)).decode()

@@ -21,7 +21,7 @@ from clientstats.api.lists.cache import PageCache
 from clientstats.api.lists.fast_path import ListFastPath
 from clientstats.api.openapi import openapi_document
 from clientstats.api.route_labels import describer
-from clientstats.api.statistics_endpoint import ASGIApp, StatisticsEndpoint
+from clientstats.api.statistics_endpoint import Answer, ASGIApp, Scope, StatisticsEndpoint
 from clientstats.api.stop_signals import on_stop_signal
 from clientstats.api.stream import StreamEndpoint, make_room_for
 from clientstats.api.stream_hub import StreamHub
@@ -155,6 +155,15 @@ def create_app(settings: Settings) -> ASGIApp:
 
     app.state.metrics = Metrics(tallies, observe) if tallies is not None else None
     app.state.access_log = AccessLog() if settings.access_log else None
+
+    def answer(scope: Scope) -> Answer | None:
+        """A cached response of either fast path; their paths do not overlap."""
+        return statistics.answer(scope) or list_pages.answer(scope)
+
     return Observability(
-        statistics, describer(routes), tallies=tallies, access_log=app.state.access_log
+        statistics,
+        describer(routes),
+        tallies=tallies,
+        access_log=app.state.access_log,
+        answer=answer,
     )

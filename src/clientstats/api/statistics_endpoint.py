@@ -26,6 +26,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# A response ready to send: its start message (without X-Request-ID) and its body message.
+Answer = tuple[Message, Message]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,11 @@ class StatisticsEndpoint:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        answer = self.answer(scope)
+        if answer is not None:
+            await send(answer[0])
+            await send(answer[1])
+            return
         path = scope["path"]
         route = self._routes.get(path, _UNSEEN)
         if route is _UNSEEN:
@@ -145,6 +152,32 @@ class StatisticsEndpoint:
             await _send_error(send, 404, route.not_found, method)
         else:
             await self._serve(scope, send, route.permalink, method)
+
+    def answer(self, scope: Scope) -> Answer | None:
+        """The response of a cache hit on public statistics, without awaiting anything.
+
+        None for everything else (other paths, misses, private statistics, other methods),
+        which `__call__` handles as before; it counts the misses.
+        """
+        path = scope["path"]
+        route = self._routes.get(path, _UNSEEN)
+        if route is _UNSEEN:
+            route = self._remember(path)
+        if route is None or route.permalink is None or route.unknown_locale is not None:
+            return None
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
+            return None
+        live = self._live
+        if live is None:
+            live = self._live = self.live()
+        now = time.time()
+        entry = live.fresh(route.permalink, now)
+        if entry is None or entry.private:
+            return None
+        self.process_hits += 1
+        cap = live.ttl if self.http_max_age is None else min(live.ttl, self.http_max_age)
+        return _hit(scope, entry, now, method, cap)
 
     def _remember(self, path: str) -> Route | None:
         if len(self._routes) >= MAX_REMEMBERED_PATHS:
@@ -239,20 +272,23 @@ def _start_message(entry: CachedResponse, max_age: int) -> dict[str, object]:
     return message
 
 
-async def _send_hit(
-    scope: Scope, send: Send, entry: CachedResponse, now: float, method: str, cap: int
-) -> None:
+def _hit(scope: Scope, entry: CachedResponse, now: float, method: str, cap: int) -> Answer:
     # Rounded up so the last second is not max-age=0; never above the TTL (clocks differ)
     # nor above the configured HTTP max-age.
     max_age = min(cap, max(0, math.ceil(entry.expires_at - now)))
     header = _header(scope, b"if-none-match")
     if header is not None and etag_matches(header, entry.etag):
         headers = _freshness_headers(entry, max_age)
-        await send({"type": "http.response.start", "status": 304, "headers": headers})
-        await send(_EMPTY_BODY)
-        return
-    await send(_start_message(entry, max_age))
-    await send(_EMPTY_BODY if method == "HEAD" else entry.body_message)
+        return {"type": "http.response.start", "status": 304, "headers": headers}, _EMPTY_BODY
+    return _start_message(entry, max_age), _EMPTY_BODY if method == "HEAD" else entry.body_message
+
+
+async def _send_hit(
+    scope: Scope, send: Send, entry: CachedResponse, now: float, method: str, cap: int
+) -> None:
+    start, body = _hit(scope, entry, now, method, cap)
+    await send(start)
+    await send(body)
 
 
 async def _send_unexpected(send: Send, method: str) -> None:

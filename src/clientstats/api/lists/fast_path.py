@@ -22,6 +22,7 @@ from typing import Any
 from clientstats.api.errors import JSON
 from clientstats.api.lists.cache import MAX_ENTRIES, RenderedPage
 from clientstats.api.statistics_endpoint import (
+    Answer,
     ASGIApp,
     Receive,
     Scope,
@@ -170,13 +171,21 @@ class ListFastPath:
         known[1].add(digest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _READS:
+        answer = self.answer(scope) if scope["type"] == "http" else None
+        if answer is None:
             await self.app(scope, receive, send)
             return
+        start, body = answer
+        await send(start)
+        await send(body)
+
+    def answer(self, scope: Scope) -> Answer | None:
+        """The response of a cached page, without awaiting anything; None passes it on."""
+        if scope["method"] not in _READS:
+            return None
         entry = self._pages.get(self.key(scope))
         if entry is None:
-            await self.app(scope, receive, send)
-            return
+            return None
         # Inline, not methods: this is every cached page's path.
         live = self._live
         if live is None:
@@ -185,8 +194,7 @@ class ListFastPath:
         known = live.versions.get(entry.permalink)
         now = time.time()
         if known is None or known.version != entry.version or entry.expires_at <= now:
-            await self.app(scope, receive, send)
-            return
+            return None
         authorization = if_none_match = None
         for name, value in scope["headers"]:  # the first of each, as Starlette takes it
             if name == b"authorization":
@@ -194,19 +202,16 @@ class ListFastPath:
             elif name == b"if-none-match":
                 if_none_match = value if if_none_match is None else if_none_match
         if entry.private and not self._opened(entry.permalink, known.version, authorization):
-            await self.app(scope, receive, send)
-            return
+            return None
         self.hits += 1
         ttl = self._ttl
         cap = ttl if self.http_max_age is None else min(ttl, self.http_max_age)
         max_age = min(cap, max(0, math.ceil(entry.expires_at - now)))
         if if_none_match is not None and etag_matches(if_none_match, entry.etag):
             headers = entry.freshness_headers(max_age)
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send(_EMPTY_BODY)
-            return
-        await send(entry.start(max_age))
-        await send(_EMPTY_BODY if scope["method"] == "HEAD" else entry.body_message)
+            return {"type": "http.response.start", "status": 304, "headers": headers}, _EMPTY_BODY
+        body = _EMPTY_BODY if scope["method"] == "HEAD" else entry.body_message
+        return entry.start(max_age), body
 
     def _opened(self, permalink: str, version: int, authorization: bytes | None) -> bool:
         """Whether this Authorization header opened the client's pages at its version."""
