@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.api.lists_helpers import api, ok
 from tests.conftest import RunningServer
 
 
+@pytest.mark.usefixtures("seeded_server")  # the seed is in the database
 def test_public_url_starts_every_link(
     seeded_database_url: str, start_server: Callable[..., RunningServer]
 ) -> None:
@@ -19,6 +22,7 @@ def test_public_url_starts_every_link(
     assert hrefs and all(h.startswith("https://stats.example.org/en/api_v4/") for h in hrefs)
 
 
+@pytest.mark.usefixtures("seeded_server")  # the seed is in the database
 def test_forwarded_headers_count_only_when_trusted(
     seeded_database_url: str, start_server: Callable[..., RunningServer]
 ) -> None:

@@ -42,25 +42,36 @@ MAX_CREDENTIALS_PER_CLIENT = 16
 _MAX_CLIENTS_WITH_CREDENTIALS = 100_000
 
 Key = tuple[Any, ...]
+# What a hit needs of a request: its page's key, its Authorization and If-None-Match headers.
+Asked = tuple[Key, bytes | None, bytes | None]
 
 
-def key_function(settings: Settings) -> Callable[[Scope], Key]:
-    """The function from a request to what its page's bytes depend on besides the data."""
-    if settings.public_url:
-        return lambda scope: (scope["path"], scope["query_string"])
+def request_reader(settings: Settings) -> Callable[[Scope], Asked]:
+    """The function reading a request's page key and headers in one pass over its headers.
+
+    The key is what the page's bytes depend on besides the data: the path and query string,
+    and what its links are built from unless the public URL fixes them. Of each header the
+    first counts, as Starlette's `request.headers.get` takes it.
+    """
+    fixed = bool(settings.public_url)
     trusted = settings.trust_forwarded_headers
 
-    def key(scope: Scope) -> Key:
-        host = proto = forwarded_host = None
+    def read(scope: Scope) -> Asked:
+        host = proto = forwarded_host = authorization = if_none_match = None
         for name, value in scope["headers"]:
-            # The first of each, as Starlette's request.headers.get takes it.
-            if name == b"host":
+            if name == b"authorization":
+                authorization = value if authorization is None else authorization
+            elif name == b"if-none-match":
+                if_none_match = value if if_none_match is None else if_none_match
+            elif name == b"host":
                 host = value if host is None else host
             elif trusted and name == b"x-forwarded-proto":
                 proto = value if proto is None else proto
             elif trusted and name == b"x-forwarded-host":
                 forwarded_host = value if forwarded_host is None else forwarded_host
-        return (
+        if fixed:
+            return (scope["path"], scope["query_string"]), authorization, if_none_match
+        key = (
             scope["path"],
             scope["query_string"],
             scope.get("scheme"),
@@ -69,8 +80,17 @@ def key_function(settings: Settings) -> Callable[[Scope], Key]:
             proto,
             forwarded_host,
         )
+        return key, authorization, if_none_match
 
-    return key
+    return read
+
+
+def _digest(authorization: bytes) -> bytes:
+    """What is kept of an Authorization header that opened pages: a hash, not the password.
+
+    BLAKE2b: collision resistant like SHA-256, and about twice as fast on a short header.
+    """
+    return hashlib.blake2b(authorization, digest_size=32).digest()
 
 
 class FastPage:
@@ -141,12 +161,12 @@ class ListFastPath:
         self.app = app
         self.live = live
         self.max_entries = max_entries
-        self.key = key_function(settings)
+        self.read = request_reader(settings)
         self.http_max_age = settings.http_max_age
         self._live: LiveStatistics | None = None
         self._ttl = 0
         self._pages: dict[Key, FastPage] = {}
-        # permalink -> (the client's version, sha256 digests of Authorization headers that
+        # permalink -> (the client's version, digests of the Authorization headers that
         # opened its private pages at that version).
         self._credentials: dict[str, tuple[int, set[bytes]]] = {}
         self.hits = 0  # plain int for the metrics: a hit must stay a few dict lookups
@@ -155,14 +175,14 @@ class ListFastPath:
         """Serve `page` for requests like this one while it is current (the slow path calls it)."""
         if page.version is None:
             return
-        key = self.key(scope)
+        key = self.read(scope)[0]
         if key not in self._pages and len(self._pages) >= self.max_entries:
             del self._pages[next(iter(self._pages))]  # the oldest one goes
         self._pages[key] = FastPage(page, permalink)
 
     def remember_credentials(self, permalink: str, version: int, authorization: str) -> None:
         """These credentials opened the client's pages while it was at `version`."""
-        digest = hashlib.sha256(authorization.encode("latin-1")).digest()
+        digest = _digest(authorization.encode("latin-1"))
         known = self._credentials.get(permalink)
         if known is None or known[0] != version or len(known[1]) >= MAX_CREDENTIALS_PER_CLIENT:
             if len(self._credentials) >= _MAX_CLIENTS_WITH_CREDENTIALS:
@@ -183,7 +203,8 @@ class ListFastPath:
         """The response of a cached page, without awaiting anything; None passes it on."""
         if scope["method"] not in _READS:
             return None
-        entry = self._pages.get(self.key(scope))
+        key, authorization, if_none_match = self.read(scope)
+        entry = self._pages.get(key)
         if entry is None:
             return None
         # Inline, not methods: this is every cached page's path.
@@ -195,12 +216,6 @@ class ListFastPath:
         now = time.time()
         if known is None or known.version != entry.version or entry.expires_at <= now:
             return None
-        authorization = if_none_match = None
-        for name, value in scope["headers"]:  # the first of each, as Starlette takes it
-            if name == b"authorization":
-                authorization = value if authorization is None else authorization
-            elif name == b"if-none-match":
-                if_none_match = value if if_none_match is None else if_none_match
         if entry.private and not self._opened(entry.permalink, known.version, authorization):
             return None
         self.hits += 1
@@ -218,4 +233,4 @@ class ListFastPath:
         opened = self._credentials.get(permalink)
         if authorization is None or opened is None or opened[0] != version:
             return False
-        return hashlib.sha256(authorization).digest() in opened[1]
+        return _digest(authorization) in opened[1]
