@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import Connection, ScalarSelect, bindparam, exists, func, select, update
+from sqlalchemy import Connection, ScalarSelect, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clientstats.domain.ledger import Channel, Donation
@@ -23,23 +23,38 @@ from clientstats.storage.tables import (
     project_totals,
     revocations,
 )
+from clientstats.storage.value_lists import PerDialect, in_values, values_param
 
 _LAST = project_totals.c.last_donation_at
 _LATER = bindparam("t", type_=project_totals.c.last_donation_at.type)
 
 
-def _last_confirmed(project_id: int) -> ScalarSelect[datetime]:
-    revoked = exists().where(revocations.c.token == donations.c.token)
+def _last_confirmed() -> ScalarSelect[datetime]:
+    """The newest confirmed entry (matching ones aside) of the project of the updated row."""
+    d = donations.c
+    revoked = exists().where(revocations.c.token == d.token)
     return (
-        select(func.max(donations.c.created_at))
+        select(d.created_at)
         .where(
-            donations.c.project_id == project_id,
-            donations.c.channel != Channel.MATCHING.value,
-            donations.c.failure_code.is_(None),
+            d.project_id == project_totals.c.project_id,
+            d.channel != Channel.MATCHING.value,
+            d.failure_code.is_(None),
             ~revoked,
         )
+        # Walks the project's (project_id, created_at) index back from the newest entry.
+        .order_by(d.created_at.desc())
+        .limit(1)
         .scalar_subquery()
     )
+
+
+_RECOMPUTE_LATEST = PerDialect(
+    lambda dialect: (
+        update(project_totals)
+        .where(in_values(project_totals.c.project_id, dialect))
+        .values(last_donation_at=_last_confirmed())
+    )
+)
 
 
 class ListDeltas:
@@ -122,12 +137,9 @@ class ListDeltas:
                 .values(last_donation_at=_LATER),
                 later,
             )
-        for project_id in sorted(self.recompute_latest):
-            conn.execute(
-                update(project_totals)
-                .where(project_totals.c.project_id == project_id)
-                .values(last_donation_at=_last_confirmed(project_id))
-            )
+        if self.recompute_latest:
+            params = values_param(conn, sorted(self.recompute_latest))
+            conn.execute(_RECOMPUTE_LATEST(conn), params)
 
     def _flush_client_projects(self, conn: Connection) -> None:
         values = [
