@@ -69,6 +69,7 @@ PHASES = (  # label, module, class, function, outer
     ("  of which: aggregates", DELTAS, "AggregateDeltas", "write", False),
     ("    of which: list aggregates", LISTS, "ListDeltas", "flush", False),
     ("      of which: last donation times", LISTS, "ListDeltas", "_flush_latest", False),
+    ("      of which: last donation times", DELTAS, None, "recompute_last_donation", False),
     ("  of which: versions/change feed", BOOK, "SqlBook", "_bump_versions", False),
     ("  of which: versions/change feed", BOOK, None, "record_change", False),
     ("commit", "sqlalchemy.engine.base", "RootTransaction", "_do_commit", True),

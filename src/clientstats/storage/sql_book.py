@@ -92,7 +92,7 @@ class SqlBook(BookReads):
                 .with_for_update()
             )
             self._stored_matched[fund_id] = int(self.conn.execute(query).scalar() or 0)
-        return self._stored_matched[fund_id] + self._deltas.matched[fund_id]
+        return self._stored_matched[fund_id] + self._deltas.matched_delta(fund_id)
 
     # -- reference data writes -----------------------------------------------------------
 
