@@ -4,8 +4,8 @@ A transaction adds up, in memory, what its entries change in every aggregate row
 statistics' totals and the drill-down lists' counts alike), and writes each touched row once
 at the end: one statement per aggregate table, `x = x + delta` for each of the row's
 columns, rows in key order (so concurrent writers lock them in the same order), sent to the
-driver as tuples (storage.driver_rows). A new aggregate is one more column filled in `count`
-and written in `write`.
+driver as tuples or arrays (storage.totals_writes). A new aggregate is one more column
+filled in `count` and written in `write`.
 """
 
 from __future__ import annotations
@@ -15,45 +15,20 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from clientstats.domain.ledger import Channel, Donation
-from clientstats.storage.driver_rows import driver_time, execute_many, is_sqlite
+from clientstats.storage.driver_rows import driver_time, is_sqlite
 from clientstats.storage.list_aggregates import recompute_last_donation
+from clientstats.storage.totals_writes import (
+    CLIENT_COLUMNS,
+    ClientProjectRow,
+    ProjectRow,
+    add_to_client_projects,
+    add_to_clients,
+    add_to_funds,
+    add_to_projects,
+)
 
-CLIENT_COLUMNS = (
-    "client_donated_in_cents",
-    "client_donations_count",
-    "pool_in_cents",
-    "pool_out_cents",
-    "pool_in_count",
-    "pool_out_count",
-)
-_DONATED, _DONATIONS, _POOL_IN, _POOL_OUT, _POOL_IN_COUNT, _POOL_OUT_COUNT = range(6)
-
-_ADD_PROJECT = (
-    "UPDATE project_totals SET money_in_cents = money_in_cents + ?, "
-    "requested_in_cents = requested_in_cents + ?, donations_count = donations_count + ?, "
-    "matched_in_cents = matched_in_cents + ?, "
-    # A NULL time (no new entry) leaves the column as it is.
-    "last_donation_at = CASE WHEN last_donation_at IS NULL OR last_donation_at < ? "
-    "THEN ? ELSE last_donation_at END "
-    "WHERE project_id = ?"
-)
-_ADD_CLIENT = (
-    "UPDATE client_totals SET "
-    + ", ".join(f"{name} = {name} + ?" for name in CLIENT_COLUMNS)
-    + " WHERE client_id = ?"
-)
-_ADD_FUND = (
-    "UPDATE matching_fund_totals SET matched_in_cents = matched_in_cents + ?, "
-    "matched_count = matched_count + ? WHERE fund_id = ?"
-)
-_ADD_CLIENT_PROJECT = (
-    "INSERT INTO client_project_totals "
-    "(client_id, project_id, client_donated_in_cents, client_donations_count) "
-    "VALUES (?, ?, ?, ?) ON CONFLICT (client_id, project_id) DO UPDATE SET "
-    "client_donated_in_cents = "
-    "client_project_totals.client_donated_in_cents + excluded.client_donated_in_cents, "
-    "client_donations_count = "
-    "client_project_totals.client_donations_count + excluded.client_donations_count"
+_DONATED, _DONATIONS, _POOL_IN, _POOL_OUT, _POOL_IN_COUNT, _POOL_OUT_COUNT = range(
+    len(CLIENT_COLUMNS)
 )
 
 
@@ -163,23 +138,23 @@ class AggregateDeltas:
         donation time is read back from them.
         """
         sqlite = is_sqlite(conn)
-        projects = []
+        projects: list[ProjectRow] = []
         for project_id, d in sorted(self.projects.items()):
             latest = None if project_id in self.recompute_latest else d.latest
             if d.money or d.requested or d.count or d.matched or latest is not None:
                 at = None if latest is None else driver_time(latest, sqlite=sqlite)
-                projects.append((d.money, d.requested, d.count, d.matched, at, at, project_id))
-        execute_many(conn, _ADD_PROJECT, projects)
+                projects.append((d.money, d.requested, d.count, d.matched, at, project_id))
+        add_to_projects(conn, projects)
         clients = [(*deltas, c) for c, deltas in sorted(self.clients.items()) if any(deltas)]
-        execute_many(conn, _ADD_CLIENT, clients)
+        add_to_clients(conn, clients)
         funds = [(m, n, f) for f, (m, n) in sorted(self.funds.items()) if m or n]
-        execute_many(conn, _ADD_FUND, funds)
-        client_projects = [
+        add_to_funds(conn, funds)
+        client_projects: list[ClientProjectRow] = [
             (c, p, amount, n)
             for (c, p), (amount, n) in sorted(self.client_projects.items())
             if amount or n
         ]
-        execute_many(conn, _ADD_CLIENT_PROJECT, client_projects)
+        add_to_client_projects(conn, client_projects)
         if self.recompute_latest:
             recompute_last_donation(conn, sorted(self.recompute_latest))
         self.projects, self.clients, self.funds, self.client_projects = {}, {}, {}, {}
