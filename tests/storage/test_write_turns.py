@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from clientstats.storage.database import make_engine, write_transaction
+from clientstats.storage.database import SQLITE_BULK_CACHE_KIB, make_engine, write_transaction
 from clientstats.storage.schema import ensure_schema
 
 WAIT = 5.0
@@ -46,4 +46,13 @@ def test_a_waiting_sqlite_writer_holds_no_connection_and_goes_next(tmp_path: Pat
     assert second_done.wait(WAIT)
     one.join(WAIT)
     assert order == ["first", "second"]
+    engine.dispose()
+
+
+def test_a_bulk_sqlite_writer_has_the_larger_page_cache(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+    ensure_schema(engine)
+    with write_transaction(engine, bulk=True) as conn:
+        size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    assert size == -SQLITE_BULK_CACHE_KIB
     engine.dispose()

@@ -193,7 +193,7 @@ def _apply_in_one_transaction(
 ) -> list[tuple[int, Outcome | str]]:
     events = [event for _, event in batch if not isinstance(event, EventInvalid)]
     outcomes: list[tuple[int, Outcome | str]] = []
-    with write_transaction(engine) as conn:
+    with write_transaction(engine, bulk=True) as conn:
         book = SqlBook(conn, now=now)
         book.prefetch(
             tokens=_tokens(events),
