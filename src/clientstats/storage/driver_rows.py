@@ -24,7 +24,9 @@ def driver_time(value: datetime, *, sqlite: bool) -> datetime | str:
     if sqlite:
         # SQLAlchemy's SQLite DateTime text: naive UTC with microseconds, so text order is
         # time order.
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
     return value
 
 
