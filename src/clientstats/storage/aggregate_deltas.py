@@ -101,7 +101,10 @@ class AggregateDeltas:
                 self.dirty_clients.add(fund_client)
 
     def _count_project(self, donation: Donation, project_id: int, sign: int, amount: int) -> None:
-        delta = self._project(project_id)
+        delta = self.projects.get(project_id)
+        if delta is None:
+            delta = self.projects[project_id] = _ProjectDelta()
+        self.dirty_projects.add(project_id)
         delta.money += amount
         channel = donation.channel
         if channel is Channel.MATCHING:

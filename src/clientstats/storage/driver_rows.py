@@ -26,7 +26,8 @@ def driver_time(value: datetime, *, sqlite: bool) -> datetime | str:
         # time order.
         if value.tzinfo is not UTC:
             value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        # The text without its "+00:00" (years have four digits: the offset starts at 26).
+        return value.isoformat(" ", "microseconds")[:26]
     return value
 
 
