@@ -53,6 +53,8 @@ class Phase:
 
 EVENTS, IMPORTING = "clientstats.domain.events", "clientstats.services.importing"
 BOOK, LINES = "clientstats.storage.sql_book", "clientstats.services.event_lines"
+ROWS, DELTAS = "clientstats.storage.ledger_rows", "clientstats.storage.aggregate_deltas"
+LISTS = "clientstats.storage.list_aggregates"
 PHASES = (  # label, module, class, function, outer
     ("JSON decoding", "json", None, "loads", True),
     ("JSON decoding", "orjson", None, "loads", True),
@@ -62,8 +64,14 @@ PHASES = (  # label, module, class, function, outer
     ("batch reads (prefetch)", BOOK, "SqlBook", "prefetch", True),
     ("writing rows and aggregates (flush)", BOOK, "SqlBook", "flush", True),
     ("  of which: ledger rows", BOOK, "SqlBook", "_insert_rows", False),
+    ("  of which: ledger rows", ROWS, "LedgerRows", "write", False),
     ("  of which: aggregates", BOOK, "SqlBook", "_flush_aggregates", False),
+    ("  of which: aggregates", DELTAS, "AggregateDeltas", "write", False),
+    ("    of which: list aggregates", LISTS, "ListDeltas", "flush", False),
+    ("      of which: last donation times", LISTS, "ListDeltas", "_flush_latest", False),
+    ("      of which: last donation times", DELTAS, None, "recompute_last_donation", False),
     ("  of which: versions/change feed", BOOK, "SqlBook", "_bump_versions", False),
+    ("  of which: versions/change feed", BOOK, None, "record_change", False),
     ("commit", "sqlalchemy.engine.base", "RootTransaction", "_do_commit", True),
     ("ANALYZE (PostgreSQL)", IMPORTING, "PlannerRefresh", "after_batch", True),
 )

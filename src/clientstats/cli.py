@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -116,11 +117,25 @@ def _print_report(report: ImportReport) -> None:
     click.echo(orjson.dumps(report.summary()).decode())
 
 
+def _collect_garbage_rarely() -> None:
+    """Tune this one-shot process's garbage collector for a bulk load.
+
+    An import makes millions of short-lived objects that reference counting frees; the
+    cycle collector, run every 700 allocations by default, mostly re-scans the batch's live
+    state (about a tenth of an import's CPU time). Objects made at start-up are frozen out
+    of its scans, and it runs after every 50,000 allocations: a batch's garbage, not the
+    ledger's size, bounds what it can hold back, so memory stays flat.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 @main.command(name="import")
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
 @one_line_errors
 def import_command(file: str) -> None:
     """Apply a ledger event file (JSON Lines); `-` reads stdin."""
+    _collect_garbage_rarely()
     config = settings()
     engine = _engine(config)
     if file == "-":

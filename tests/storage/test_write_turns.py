@@ -7,7 +7,12 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from clientstats.storage.database import make_engine, write_transaction
+from clientstats.storage.database import (
+    SQLITE_BULK_CACHE_KIB,
+    SQLITE_BULK_CHECKPOINT_PAGES,
+    make_engine,
+    write_transaction,
+)
 from clientstats.storage.schema import ensure_schema
 
 WAIT = 5.0
@@ -46,4 +51,17 @@ def test_a_waiting_sqlite_writer_holds_no_connection_and_goes_next(tmp_path: Pat
     assert second_done.wait(WAIT)
     one.join(WAIT)
     assert order == ["first", "second"]
+    engine.dispose()
+
+
+def test_a_bulk_sqlite_writer_has_a_larger_cache_and_rarer_checkpoints(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+    ensure_schema(engine)
+    with write_transaction(engine) as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    with write_transaction(engine, bulk=True) as conn:
+        size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    assert size == -SQLITE_BULK_CACHE_KIB
+    assert pages == SQLITE_BULK_CHECKPOINT_PAGES
     engine.dispose()

@@ -22,7 +22,7 @@ from clientstats.domain.events import (
     ProjectEvent,
     RevocationEvent,
 )
-from clientstats.domain.ledger import BookingRejected, Donation
+from clientstats.domain.ledger import BookingRejected
 from clientstats.services.event_lines import decode_event
 from clientstats.storage.database import retrying, write_transaction
 from clientstats.storage.schema import refresh_planner_statistics
@@ -193,20 +193,9 @@ def _apply_in_one_transaction(
 ) -> list[tuple[int, Outcome | str]]:
     events = [event for _, event in batch if not isinstance(event, EventInvalid)]
     outcomes: list[tuple[int, Outcome | str]] = []
-    with write_transaction(engine) as conn:
+    with write_transaction(engine, bulk=True) as conn:
         book = SqlBook(conn, now=now)
-        book.prefetch(
-            tokens=_tokens(events),
-            references=_references(events),
-            project_ids=_projects(events),
-            revoked=(event.token for event in events if isinstance(event, RevocationEvent)),
-            need_ids=(event.id for event in events if isinstance(event, NeedEvent)),
-            memberships=(
-                (event.client_id, event.project_id)
-                for event in events
-                if isinstance(event, ClientProjectEvent)
-            ),
-        )
+        _prefetch(book, events)
         for number, event in batch:
             if isinstance(event, EventInvalid):
                 outcomes.append((number, str(event)))
@@ -229,32 +218,39 @@ def _failure(book: SqlBook, event: Event) -> str:
     return f"{_FAILED_PREFIX}{code}; it moved no money"
 
 
-def _tokens(events: list[Event]) -> Iterator[str]:
-    yield from (entry.token for entry in _entries(events))
-    yield from (event.token for event in events if isinstance(event, RevocationEvent))
-
-
-def _entries(events: list[Event]) -> Iterator[Donation]:
-    """The ledger entries (donations and forwardings) a batch brings."""
+def _prefetch(book: SqlBook, events: list[Event]) -> None:
+    """Load in a few statements what the batch's events name (one pass over them)."""
+    tokens: list[str] = []
+    references: list[tuple[str, str]] = []
+    projects: list[int] = []
+    revoked: list[str] = []
+    needs: list[int] = []
+    memberships: list[tuple[str, int]] = []
     for event in events:
-        if isinstance(event, DonationEvent):
-            yield event.donation
-        elif isinstance(event, ForwardingEvent):
-            yield event.forwarding
-
-
-def _projects(events: list[Event]) -> Iterator[int]:
-    for event in events:
-        if isinstance(event, ProjectEvent):
-            yield event.id
-        elif isinstance(event, NeedEvent | ClientProjectEvent) and event.project_id is not None:
-            yield event.project_id
-    for entry in _entries(events):
-        if entry.project_id is not None:
-            yield entry.project_id
-
-
-def _references(events: list[Event]) -> Iterator[tuple[str, str]]:
-    for entry in _entries(events):
-        if entry.client_id and entry.client_reference:
-            yield entry.client_id, entry.client_reference
+        if isinstance(event, DonationEvent | ForwardingEvent):
+            entry = event.donation if isinstance(event, DonationEvent) else event.forwarding
+            tokens.append(entry.token)
+            if entry.project_id is not None:
+                projects.append(entry.project_id)
+            if entry.client_id and entry.client_reference:
+                references.append((entry.client_id, entry.client_reference))
+        elif isinstance(event, RevocationEvent):
+            tokens.append(event.token)
+            revoked.append(event.token)
+        elif isinstance(event, ProjectEvent):
+            projects.append(event.id)
+        elif isinstance(event, NeedEvent | ClientProjectEvent):
+            if isinstance(event, NeedEvent):
+                needs.append(event.id)
+            else:
+                memberships.append((event.client_id, event.project_id))
+            if event.project_id is not None:
+                projects.append(event.project_id)
+    book.prefetch(
+        tokens=tokens,
+        references=references,
+        project_ids=projects,
+        revoked=revoked,
+        need_ids=needs,
+        memberships=memberships,
+    )

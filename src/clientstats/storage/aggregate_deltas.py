@@ -1,128 +1,167 @@
 """The one place where booked and revoked ledger entries become changes of the aggregates.
 
-A transaction adds up, in memory, what its entries change in every aggregate row, and
-writes each touched row once at the end with one `UPDATE ... SET x = x + delta` (rows in
-key order, so concurrent writers lock them in the same order). A new aggregate is one more
-counter filled in `count` (or `add_requested`) and one more statement in `write`.
+A transaction adds up, in memory, what its entries change in every aggregate row (the
+statistics' totals and the drill-down lists' counts alike), and writes each touched row once
+at the end: one statement per aggregate table, `x = x + delta` for each of the row's
+columns, rows in key order (so concurrent writers lock them in the same order), sent to the
+driver as tuples or arrays (storage.totals_writes). A new aggregate is one more column
+filled in `count` and written in `write`.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection
 
 from clientstats.domain.ledger import Channel, Donation
-from clientstats.storage.list_aggregates import ListDeltas
-from clientstats.storage.tables import client_totals, matching_fund_totals, project_totals
-
-CLIENT_COLUMNS = (
-    "client_donated_in_cents",
-    "client_donations_count",
-    "pool_in_cents",
-    "pool_out_cents",
-    "pool_in_count",
-    "pool_out_count",
+from clientstats.storage.driver_rows import driver_time, is_sqlite
+from clientstats.storage.list_aggregates import recompute_last_donation
+from clientstats.storage.totals_writes import (
+    CLIENT_COLUMNS,
+    ClientProjectRow,
+    ProjectRow,
+    add_to_client_projects,
+    add_to_clients,
+    add_to_funds,
+    add_to_projects,
 )
 
-_ADD_PROJECT = (
-    update(project_totals)
-    .where(project_totals.c.project_id == bindparam("p"))
-    .values(
-        money_in_cents=project_totals.c.money_in_cents + bindparam("m"),
-        requested_in_cents=project_totals.c.requested_in_cents + bindparam("r"),
-    )
+_DONATED, _DONATIONS, _POOL_IN, _POOL_OUT, _POOL_IN_COUNT, _POOL_OUT_COUNT = range(
+    len(CLIENT_COLUMNS)
 )
-_ADD_CLIENT = (
-    update(client_totals)
-    .where(client_totals.c.client_id == bindparam("c"))
-    .values({name: client_totals.c[name] + bindparam(f"d_{name}") for name in CLIENT_COLUMNS})
-)
-_ADD_FUND = (
-    update(matching_fund_totals)
-    .where(matching_fund_totals.c.fund_id == bindparam("f"))
-    .values(matched_in_cents=matching_fund_totals.c.matched_in_cents + bindparam("m"))
-)
+
+
+class _ProjectDelta:
+    """What a transaction adds to one project's totals."""
+
+    __slots__ = ("count", "latest", "matched", "money", "requested")
+
+    def __init__(self) -> None:
+        self.money = 0  # every confirmed entry, matching ones included
+        self.requested = 0
+        self.count = 0  # confirmed entries other than matching ones
+        self.matched = 0
+        self.latest: datetime | None = None  # the newest entry booked (not revoked)
 
 
 class AggregateDeltas:
     """What a transaction's entries change in the aggregates, and whose figures they touch."""
 
     def __init__(self) -> None:
-        self.money: Counter[int] = Counter()  # project -> money in
-        self.requested: Counter[int] = Counter()  # project -> requested amount
-        self.clients: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.matched: Counter[int] = Counter()  # fund -> matched money
-        self.lists = ListDeltas()  # the aggregates behind the drill-down lists
+        self.projects: dict[int, _ProjectDelta] = {}
+        # Revoking a project's latest entry makes an older one its last: read back in `write`.
+        self.recompute_latest: set[int] = set()
+        self.clients: dict[str, list[int]] = {}  # in CLIENT_COLUMNS order
+        self.funds: dict[int, list[int]] = {}  # matched money, matched count
+        self.client_projects: dict[tuple[str, int], list[int]] = {}  # donated, count
         self.dirty_clients: set[str] = set()
         self.dirty_projects: set[int] = set()
+
+    def _project(self, project_id: int) -> _ProjectDelta:
+        delta = self.projects.get(project_id)
+        if delta is None:
+            delta = self.projects[project_id] = _ProjectDelta()
+        self.dirty_projects.add(project_id)
+        return delta
+
+    def _client(self, client_id: str) -> list[int]:
+        deltas = self.clients.get(client_id)
+        if deltas is None:
+            deltas = self.clients[client_id] = [0] * len(CLIENT_COLUMNS)
+        self.dirty_clients.add(client_id)
+        return deltas
 
     def count(self, donation: Donation, *, sign: int, fund_client: str | None = None) -> None:
         """Move the aggregates by one entry (`sign` -1 revokes it); `fund_client` owns its fund."""
         if donation.failure_code is not None:
             return
-        self.lists.count(donation, sign=sign)
         amount = sign * donation.amount_in_cents
         channel = donation.channel
+        client_id = donation.client_id
         if donation.project_id is not None:
-            self.money[donation.project_id] += amount
-            self.dirty_projects.add(donation.project_id)
+            self._count_project(donation, donation.project_id, sign, amount)
         if donation.pool_client_id is not None:
-            self.clients[donation.pool_client_id]["pool_in_cents"] += amount
-            self.clients[donation.pool_client_id]["pool_in_count"] += sign
-            self.dirty_clients.add(donation.pool_client_id)
-        if channel is Channel.FORWARDING and donation.client_id is not None:
-            self.clients[donation.client_id]["pool_out_cents"] += amount
-            self.clients[donation.client_id]["pool_out_count"] += sign
-            self.dirty_clients.add(donation.client_id)
-        if channel is Channel.CLIENT and donation.client_id is not None:
-            deltas = self.clients[donation.client_id]
-            deltas["client_donated_in_cents"] += amount
-            deltas["client_donations_count"] += sign
-            self.dirty_clients.add(donation.client_id)
-        if channel is Channel.MATCHING and donation.matching_fund_id is not None:
-            self.matched[donation.matching_fund_id] += amount
+            deltas = self._client(donation.pool_client_id)
+            deltas[_POOL_IN] += amount
+            deltas[_POOL_IN_COUNT] += sign
+        if channel is Channel.FORWARDING and client_id is not None:
+            deltas = self._client(client_id)
+            deltas[_POOL_OUT] += amount
+            deltas[_POOL_OUT_COUNT] += sign
+        elif channel is Channel.CLIENT and client_id is not None:
+            deltas = self._client(client_id)
+            deltas[_DONATED] += amount
+            deltas[_DONATIONS] += sign
+        elif channel is Channel.MATCHING and donation.matching_fund_id is not None:
+            fund = self.funds.setdefault(donation.matching_fund_id, [0, 0])
+            fund[0] += amount
+            fund[1] += sign
             if fund_client is not None:
                 self.dirty_clients.add(fund_client)
 
+    def _count_project(self, donation: Donation, project_id: int, sign: int, amount: int) -> None:
+        delta = self.projects.get(project_id)
+        if delta is None:
+            delta = self.projects[project_id] = _ProjectDelta()
+        self.dirty_projects.add(project_id)
+        delta.money += amount
+        channel = donation.channel
+        if channel is Channel.MATCHING:
+            delta.matched += amount
+            return
+        delta.count += sign
+        if sign < 0:
+            self.recompute_latest.add(project_id)
+        elif delta.latest is None or donation.created_at > delta.latest:
+            delta.latest = donation.created_at
+        if channel is Channel.CLIENT and donation.client_id is not None:
+            sums = self.client_projects.setdefault((donation.client_id, project_id), [0, 0])
+            sums[0] += amount
+            sums[1] += sign
+
     def add_requested(self, project_id: int, amount: int) -> None:
         """A need of the project was added (or changed by `amount`)."""
-        self.requested[project_id] += amount
-        self.dirty_projects.add(project_id)
+        self._project(project_id).requested += amount
 
     def pool_delta(self, client_id: str) -> int:
         """What this transaction has added to the client's pool balance so far."""
         deltas = self.clients.get(client_id)
-        return 0 if deltas is None else deltas["pool_in_cents"] - deltas["pool_out_cents"]
+        return 0 if deltas is None else deltas[_POOL_IN] - deltas[_POOL_OUT]
+
+    def matched_delta(self, fund_id: int) -> int:
+        """What this transaction has added to the fund's matched money so far."""
+        fund = self.funds.get(fund_id)
+        return 0 if fund is None else fund[0]
 
     def write(self, conn: Connection) -> None:
-        """One UPDATE per touched aggregate row, then start from zero.
+        """One statement per aggregate table for the touched rows, then start from zero.
 
         Call after the transaction's ledger rows are written: a revoked project's last
         donation time is read back from them.
         """
-        projects = [
-            {"p": p, "m": self.money[p], "r": self.requested[p]}
-            for p in sorted(set(self.money) | set(self.requested))
-            if self.money[p] or self.requested[p]
+        sqlite = is_sqlite(conn)
+        projects: list[ProjectRow] = []
+        for project_id, d in sorted(self.projects.items()):
+            latest = None if project_id in self.recompute_latest else d.latest
+            if d.money or d.requested or d.count or d.matched or latest is not None:
+                at = None if latest is None else driver_time(latest, sqlite=sqlite)
+                projects.append((d.money, d.requested, d.count, d.matched, at, project_id))
+        add_to_projects(conn, projects)
+        clients = [(*deltas, c) for c, deltas in sorted(self.clients.items()) if any(deltas)]
+        add_to_clients(conn, clients)
+        funds = [(m, n, f) for f, (m, n) in sorted(self.funds.items()) if m or n]
+        add_to_funds(conn, funds)
+        client_projects: list[ClientProjectRow] = [
+            (c, p, amount, n)
+            for (c, p), (amount, n) in sorted(self.client_projects.items())
+            if amount or n
         ]
-        if projects:
-            conn.execute(_ADD_PROJECT, projects)
-        clients: list[dict[str, Any]] = [
-            {"c": c, **{f"d_{k}": deltas[k] for k in CLIENT_COLUMNS}}
-            for c, deltas in sorted(self.clients.items())
-            if any(deltas[k] for k in CLIENT_COLUMNS)
-        ]
-        if clients:
-            conn.execute(_ADD_CLIENT, clients)
-        funds = [{"f": f, "m": m} for f, m in sorted(self.matched.items()) if m]
-        if funds:
-            conn.execute(_ADD_FUND, funds)
-        self.lists.flush(conn)
-        self.lists = ListDeltas()
-        self.money, self.requested, self.matched = Counter(), Counter(), Counter()
-        self.clients = defaultdict(Counter)
+        add_to_client_projects(conn, client_projects)
+        if self.recompute_latest:
+            recompute_last_donation(conn, sorted(self.recompute_latest))
+        self.projects, self.clients, self.funds, self.client_projects = {}, {}, {}, {}
+        self.recompute_latest = set()
 
     def take_dirty(self) -> tuple[set[str], set[int]]:
         """The clients and projects whose figures changed since the last call; then none."""

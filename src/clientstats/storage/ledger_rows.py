@@ -1,23 +1,23 @@
 """New ledger rows of one transaction, written in bulk: executemany on SQLite, COPY on PostgreSQL.
 
-A batch of an import books thousands of rows. Going through SQLAlchemy Core would process
-every parameter of every row (the timestamp bind processor twice per row) and cost more
-than the database's own work; these rows are plain tuples in table column order, with the
-timestamps already in the form each database stores, handed to the driver at once. A
-constraint the database enforces still fails the whole statement, as an SQLAlchemy error
-like any other, so the import's line-by-line fallback and retries see no difference.
+A batch of an import books thousands of rows: plain tuples in table column order, with the
+timestamps already in the form each database stores, handed to the driver at once
+(storage.driver_rows). A constraint the database enforces still fails the whole statement,
+as an SQLAlchemy error like any other, so the import's line-by-line fallback and retries
+see no difference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
 from clientstats.domain.ledger import Donation
+from clientstats.storage.driver_rows import driver_time, execute_many, is_sqlite
 from clientstats.storage.tables import deferred_revocations, donations, revocations
 
 _DONATION_COLUMNS = (
@@ -33,17 +33,14 @@ class LedgerRows:
 
     def __init__(self, conn: Connection, *, now: datetime) -> None:
         self.conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"
+        self.sqlite = is_sqlite(conn)
         self.now = self._time(now)
         self.donations: list[tuple[Any, ...]] = []
         self.revocations: list[tuple[Any, ...]] = []
         self.deferred: list[tuple[Any, ...]] = []
 
     def _time(self, value: datetime) -> datetime | str:
-        # SQLAlchemy's SQLite DateTime text: naive UTC with microseconds (tables.UtcDateTime).
-        if self.sqlite:
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        return value
+        return driver_time(value, sqlite=self.sqlite)
 
     def add_donation(self, d: Donation) -> None:
         self.donations.append(
@@ -75,7 +72,7 @@ class LedgerRows:
         names = ", ".join(columns)
         if self.sqlite:
             marks = ", ".join("?" * len(columns))
-            self.conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+            execute_many(self.conn, f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
             return
         statement = f"COPY {table.name} ({names}) FROM STDIN"
         driver = self.conn.connection.driver_connection

@@ -1,20 +1,20 @@
-"""The aggregates behind the drill-down lists, moved in the booking transaction.
+"""The aggregates behind the drill-down lists: the read-back of a last donation time, and all
+of them read at once for `verify`.
 
 Per project: confirmed entries other than matching ones, matched money and the last
 donation's time; per client and project: the client's own donations; per matching fund:
-its matched donations. Revoking a project's latest entry makes the last donation's time
-an older one, so that one is read back from the ledger (for that project only).
+its matched donations. storage.aggregate_deltas moves them in the booking transaction.
+Revoking a project's latest entry makes the last donation's time an older one, so that one
+is read back from the ledger (for the projects that had a revocation only).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import Connection, ScalarSelect, bindparam, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, ScalarSelect, exists, select, update
 
-from clientstats.domain.ledger import Channel, Donation
+from clientstats.domain.ledger import Channel
 from clientstats.storage.tables import (
     client_project_totals,
     client_totals,
@@ -23,140 +23,40 @@ from clientstats.storage.tables import (
     project_totals,
     revocations,
 )
-
-_LAST = project_totals.c.last_donation_at
-_LATER = bindparam("t", type_=project_totals.c.last_donation_at.type)
+from clientstats.storage.value_lists import PerDialect, in_values, values_param
 
 
-def _last_confirmed(project_id: int) -> ScalarSelect[datetime]:
-    revoked = exists().where(revocations.c.token == donations.c.token)
+def _last_confirmed() -> ScalarSelect[datetime]:
+    """The newest confirmed entry (matching ones aside) of the project of the updated row."""
+    d = donations.c
+    revoked = exists().where(revocations.c.token == d.token)
     return (
-        select(func.max(donations.c.created_at))
+        select(d.created_at)
         .where(
-            donations.c.project_id == project_id,
-            donations.c.channel != Channel.MATCHING.value,
-            donations.c.failure_code.is_(None),
+            d.project_id == project_totals.c.project_id,
+            d.channel != Channel.MATCHING.value,
+            d.failure_code.is_(None),
             ~revoked,
         )
+        # Walks the project's (project_id, created_at) index back from the newest entry.
+        .order_by(d.created_at.desc())
+        .limit(1)
         .scalar_subquery()
     )
 
 
-class ListDeltas:
-    """What a batch of bookings adds to the list aggregates; written by `flush`."""
+_RECOMPUTE_LATEST = PerDialect(
+    lambda dialect: (
+        update(project_totals)
+        .where(in_values(project_totals.c.project_id, dialect))
+        .values(last_donation_at=_last_confirmed())
+    )
+)
 
-    def __init__(self) -> None:
-        self.project_donations: Counter[int] = Counter()
-        self.project_matched: Counter[int] = Counter()
-        self.latest: dict[int, datetime] = {}
-        self.recompute_latest: set[int] = set()
-        self.client_project: dict[tuple[str, int], list[int]] = {}
-        self.fund_count: Counter[int] = Counter()
 
-    def count(self, donation: Donation, *, sign: int) -> None:
-        """Move the list aggregates by one entry that moved money (booked: +1, revoked: -1)."""
-        project_id = donation.project_id
-        if donation.channel is Channel.MATCHING and donation.matching_fund_id is not None:
-            self.fund_count[donation.matching_fund_id] += sign
-        if project_id is None:
-            return
-        if donation.channel is Channel.MATCHING:
-            self.project_matched[project_id] += sign * donation.amount_in_cents
-            return
-        self.project_donations[project_id] += sign
-        if sign < 0:
-            self.recompute_latest.add(project_id)
-        else:
-            known = self.latest.get(project_id)
-            if known is None or donation.created_at > known:
-                self.latest[project_id] = donation.created_at
-        if donation.channel is Channel.CLIENT and donation.client_id is not None:
-            sums = self.client_project.setdefault((donation.client_id, project_id), [0, 0])
-            sums[0] += sign * donation.amount_in_cents
-            sums[1] += sign
-
-    def flush(self, conn: Connection) -> None:
-        """Write the deltas; call after the batch's ledger rows are inserted."""
-        projects = sorted(set(self.project_donations) | set(self.project_matched))
-        deltas = [
-            {"p": p, "n": self.project_donations[p], "x": self.project_matched[p]}
-            for p in projects
-            if self.project_donations[p] or self.project_matched[p]
-        ]
-        if deltas:
-            t = project_totals.c
-            conn.execute(
-                update(project_totals)
-                .where(t.project_id == bindparam("p"))
-                .values(
-                    donations_count=t.donations_count + bindparam("n"),
-                    matched_in_cents=t.matched_in_cents + bindparam("x"),
-                ),
-                deltas,
-            )
-        self._flush_latest(conn)
-        self._flush_client_projects(conn)
-        funds = [{"f": f, "n": n} for f, n in sorted(self.fund_count.items()) if n]
-        if funds:
-            t2 = matching_fund_totals.c
-            conn.execute(
-                update(matching_fund_totals)
-                .where(t2.fund_id == bindparam("f"))
-                .values(matched_count=t2.matched_count + bindparam("n")),
-                funds,
-            )
-
-    def _flush_latest(self, conn: Connection) -> None:
-        later = [
-            {"p": p, "t": at}
-            for p, at in sorted(self.latest.items())
-            if p not in self.recompute_latest
-        ]
-        if later:
-            conn.execute(
-                update(project_totals)
-                .where(
-                    project_totals.c.project_id == bindparam("p"),
-                    _LAST.is_(None) | (_LAST < _LATER),
-                )
-                .values(last_donation_at=_LATER),
-                later,
-            )
-        for project_id in sorted(self.recompute_latest):
-            conn.execute(
-                update(project_totals)
-                .where(project_totals.c.project_id == project_id)
-                .values(last_donation_at=_last_confirmed(project_id))
-            )
-
-    def _flush_client_projects(self, conn: Connection) -> None:
-        values = [
-            {
-                "client_id": c,
-                "project_id": p,
-                "client_donated_in_cents": amount,
-                "client_donations_count": n,
-            }
-            for (c, p), (amount, n) in sorted(self.client_project.items())
-            if amount or n
-        ]
-        if not values:
-            return
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(client_project_totals)
-        t = client_project_totals.c
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[t.client_id, t.project_id],
-                set_={
-                    "client_donated_in_cents": t.client_donated_in_cents
-                    + statement.excluded.client_donated_in_cents,
-                    "client_donations_count": t.client_donations_count
-                    + statement.excluded.client_donations_count,
-                },
-            ),
-            values,
-        )
+def recompute_last_donation(conn: Connection, project_ids: list[int]) -> None:
+    """Set each project's last donation time from its ledger entries (after a revocation)."""
+    conn.execute(_RECOMPUTE_LATEST(conn), values_param(conn, project_ids))
 
 
 class StoredListAggregates:

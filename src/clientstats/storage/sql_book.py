@@ -92,7 +92,7 @@ class SqlBook(BookReads):
                 .with_for_update()
             )
             self._stored_matched[fund_id] = int(self.conn.execute(query).scalar() or 0)
-        return self._stored_matched[fund_id] + self._deltas.matched[fund_id]
+        return self._stored_matched[fund_id] + self._deltas.matched_delta(fund_id)
 
     # -- reference data writes -----------------------------------------------------------
 
@@ -183,7 +183,7 @@ class SqlBook(BookReads):
 
     def _count(self, donation: Donation, *, sign: int) -> None:
         fund_client = None
-        if donation.channel is Channel.MATCHING and donation.matching_fund_id is not None:
+        if donation.matching_fund_id is not None and donation.channel is Channel.MATCHING:
             fund = self.get_matching_fund(donation.matching_fund_id)
             fund_client = None if fund is None else fund.client_id
         self._deltas.count(donation, sign=sign, fund_client=fund_client)
