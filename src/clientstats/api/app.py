@@ -129,11 +129,9 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state.settings = settings
     app.state.debug = settings.debug
-    list_pages = app.state.list_fast_path = ListFastPath(
-        StreamEndpoint(app, app.state), lambda: app.state.live, settings
-    )
+    list_pages = app.state.list_fast_path = ListFastPath(lambda: app.state.live, settings)
     statistics = StatisticsEndpoint(
-        list_pages,
+        StreamEndpoint(app, app.state),
         lambda: app.state.live,
         lambda: app.state.authenticator,
         http_max_age=settings.http_max_age,

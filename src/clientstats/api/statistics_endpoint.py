@@ -129,11 +129,6 @@ class StatisticsEndpoint:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        answer = self.answer(scope)
-        if answer is not None:
-            await send(answer[0])
-            await send(answer[1])
-            return
         path = scope["path"]
         route = self._routes.get(path, _UNSEEN)
         if route is _UNSEEN:
@@ -156,8 +151,9 @@ class StatisticsEndpoint:
     def answer(self, scope: Scope) -> Answer | None:
         """The response of a cache hit on public statistics, without awaiting anything.
 
-        None for everything else (other paths, misses, private statistics, other methods),
-        which `__call__` handles as before; it counts the misses.
+        None for everything else (other paths, misses, private statistics, other methods).
+        The outermost middleware asks this first; `__call__` answers all requests on its own
+        (hits too, when called directly) and counts the misses.
         """
         path = scope["path"]
         route = self._routes.get(path, _UNSEEN)

@@ -1,4 +1,4 @@
-"""Cached drill-down pages answered by a bare ASGI handler in front of Starlette.
+"""Cached drill-down pages, answered before the request reaches Starlette.
 
 A page is found by the raw request it answered: path, query string and whatever the links in
 its body were built from (scheme, Host, the server address and, when trusted, the forwarded
@@ -7,7 +7,7 @@ the one it was read at and its TTL has not run out; a private page only for an A
 header that opened it before at the client's current version (issuing credentials gives the
 client a new version, so a changed password takes effect with the next read of the change
 feed). Anything else (a miss, an expired or stale page, unknown credentials, OPTIONS)
-passes on to the Starlette route, which answers as before and fills this cache. A hit sends
+goes on to the Starlette route, which answers as before and fills this cache. A hit sends
 the same status, headers and body as that route.
 """
 
@@ -23,10 +23,7 @@ from clientstats.api.errors import JSON
 from clientstats.api.lists.cache import MAX_ENTRIES, RenderedPage
 from clientstats.api.statistics_endpoint import (
     Answer,
-    ASGIApp,
-    Receive,
     Scope,
-    Send,
     cache_control,
     etag_matches,
 )
@@ -148,17 +145,19 @@ class FastPage:
 
 
 class ListFastPath:
-    """ASGI middleware answering cached list pages; every other request passes on."""
+    """Cached list pages, answered by `answer` from the outermost middleware.
+
+    Not a layer of its own: the outermost middleware asks `answer` before it calls the app,
+    so a request that reaches the Starlette routes has already missed here.
+    """
 
     def __init__(
         self,
-        app: ASGIApp,
         live: Callable[[], LiveStatistics],
         settings: Settings,
         *,
         max_entries: int = MAX_ENTRIES,
     ) -> None:
-        self.app = app
         self.live = live
         self.max_entries = max_entries
         self.read = request_reader(settings)
@@ -189,15 +188,6 @@ class ListFastPath:
                 self._credentials.clear()
             known = self._credentials[permalink] = (version, set())
         known[1].add(digest)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = self.answer(scope) if scope["type"] == "http" else None
-        if answer is None:
-            await self.app(scope, receive, send)
-            return
-        start, body = answer
-        await send(start)
-        await send(body)
 
     def answer(self, scope: Scope) -> Answer | None:
         """The response of a cached page, without awaiting anything; None passes it on."""
