@@ -164,4 +164,5 @@ def create_app(settings: Settings) -> ASGIApp:
         tallies=tallies,
         access_log=app.state.access_log,
         answer=answer,
+        prepared=statistics.prepared,
     )

@@ -17,6 +17,7 @@ from typing import Any
 from clientstats.api.errors import DATABASE_UNAVAILABLE, JSON, error_body
 from clientstats.cache.base import CachedResponse
 from clientstats.errors import ClientstatsError
+from clientstats.observability.prepared import HitCounter, Prepared, PreparedAnswers
 from clientstats.services.credentials import Authenticator
 from clientstats.services.live_statistics import LiveStatistics
 from clientstats.services.statistics import normalize_permalink
@@ -122,8 +123,17 @@ class StatisticsEndpoint:
         self.http_max_age = http_max_age
         self._live: LiveStatistics | None = None
         self._routes: dict[str, Route | None] = {}
-        # Plain ints, read by the metrics exporter: a hit must stay a dict lookup.
-        self.process_hits = self.process_misses = 0
+        # Plain ints, read by the metrics exporter: a hit must stay a dict lookup. The hits
+        # of prepared answers are counted by the middleware that sends them.
+        self.hits = HitCounter()
+        self.process_misses = 0
+        # Answers to plain GETs of public statistics, sent by the outermost middleware.
+        self.prepared = PreparedAnswers()
+
+    @property
+    def process_hits(self) -> int:
+        """Responses served from this process's cache, by either path."""
+        return self.hits.count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,13 +177,19 @@ class StatisticsEndpoint:
         live = self._live
         if live is None:
             live = self._live = self.live()
+        seen = live.changes_seen  # before the lookup: a change after it ends the prepared one
         now = time.time()
         entry = live.fresh(route.permalink, now)
         if entry is None or entry.private:
             return None
-        self.process_hits += 1
+        self.hits.count += 1
         cap = live.ttl if self.http_max_age is None else min(live.ttl, self.http_max_age)
-        return _hit(scope, entry, now, method, cap)
+        answer = _hit(scope, entry, now, method, cap)
+        start, body = answer
+        if method == "GET" and start["status"] == 200:
+            until = _max_age_until(entry, now, cap)
+            self.prepared.keep(path, Prepared(start["headers"], body, until, live, seen, self.hits))
+        return answer
 
     def _remember(self, path: str) -> Route | None:
         if len(self._routes) >= MAX_REMEMBERED_PATHS:
@@ -188,7 +204,7 @@ class StatisticsEndpoint:
         now = time.time()
         entry = live.fresh(permalink, now)
         if entry is not None:
-            self.process_hits += 1
+            self.hits.count += 1
         else:
             self.process_misses += 1
             try:
@@ -266,6 +282,15 @@ def _start_message(entry: CachedResponse, max_age: int) -> dict[str, object]:
         entry.start_messages.clear()  # max-age only counts down: the older ones are done
         entry.start_messages[max_age] = message
     return message
+
+
+def _max_age_until(entry: CachedResponse, now: float, cap: int) -> float:
+    """When the max-age a response sent at `now` states would change (or its TTL ends)."""
+    stated = min(cap, max(0, math.ceil(entry.expires_at - now)))
+    if stated == 0:
+        return entry.expires_at  # "no-cache" until the end
+    # max-age = m holds while expires_at - t > m - 1 (ceil, then capped at m when m == cap).
+    return entry.expires_at - stated + 1
 
 
 def _hit(scope: Scope, entry: CachedResponse, now: float, method: str, cap: int) -> Answer:

@@ -70,6 +70,9 @@ class LiveStatistics:
         # Bumped whenever `versions` is read afresh: a load that began before must not
         # write back a version from the history that was replaced.
         self._generation = 0
+        # Grows after every change of `versions` (in whichever thread made it): an answer
+        # prepared while it had another value may be stale.
+        self.changes_seen = 0
         self._loading: dict[str, asyncio.Future[CachedResponse]] = {}
         # Called on the event loop after a poll that found changes (the live stream's hub):
         # one change feed tells every consumer in the process what changed.
@@ -89,6 +92,7 @@ class LiveStatistics:
         if changes.everything:
             self.versions = changes.versions
             self._generation += 1
+            self.changes_seen += 1
             return changes.versions.keys()
         for permalink, version in changes.versions.items():
             self._advance(permalink, version)
@@ -103,6 +107,7 @@ class LiveStatistics:
         known = self.versions.get(permalink)
         if known is None or known.changed_seq < version.changed_seq:
             self.versions[permalink] = version
+            self.changes_seen += 1
 
     def fresh(self, permalink: str, now: float) -> CachedResponse | None:
         """The cached response if it is still current; no I/O, called on every request."""
