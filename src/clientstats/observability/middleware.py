@@ -51,17 +51,6 @@ def new_request_id() -> bytes:
 _NOT_PLAIN = frozenset({b"if-none-match", b"authorization"})
 
 
-def plain_request_id(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The request id if the request is plain (see observability.prepared), else None."""
-    request_id = None
-    for name, value in headers:
-        if name in _NOT_PLAIN:
-            return None
-        if name == HEADER and request_id is None:  # the first one counts, as in request_id_of
-            request_id = bytes(value) if _SANE_ID.fullmatch(value) else new_request_id()
-    return new_request_id() if request_id is None else request_id
-
-
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> bytes:
     """The request's own X-Request-ID if it sent a sane one, else a new one."""
     for name, value in headers:
@@ -109,12 +98,24 @@ class Observability:
             and prepared.until > time.time()
             and prepared.source.changes_seen == prepared.seen
         ):
-            request_id = plain_request_id(scope["headers"])
-            if request_id is not None:
+            # Inline, not calls: this is every plain statistics hit.
+            request_id = None
+            for name, value in scope["headers"]:
+                if name in _NOT_PLAIN:
+                    break
+                if name == HEADER and request_id is None:  # the first counts, as in request_id_of
+                    request_id = bytes(value) if _SANE_ID.fullmatch(value) else new_request_id()
+            else:
+                if request_id is None:
+                    request_id = new_request_id()
                 prepared.hits.count += 1
-                headers = [*prepared.headers, (HEADER, request_id)]
+                opening: Message = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*prepared.headers, (HEADER, request_id)],
+                }
                 try:
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send(opening)
                     await send(prepared.body)
                 finally:
                     if self.observing:
