@@ -121,6 +121,13 @@ class Observability:
                     if self.observing:
                         self._observe(scope, 200, time.perf_counter() - started, request_id)
                 return
+        await self._answer(scope, receive, send, started)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+        """Every request but a prepared answer: a fast path's cached answer, or the app's.
+
+        Not part of `__call__`: the closure below would cost every prepared answer its cells.
+        """
         request_id = request_id_of(scope["headers"])
         id_header = (HEADER, request_id)
         answer = None if self.answer is None else self.answer(scope)
