@@ -24,6 +24,7 @@ from clientstats.observability.middleware import (
     request_id_of,
 )
 from clientstats.observability.multiprocess import PREFIX, remove_abandoned
+from clientstats.observability.prepared import HitCounter, Prepared
 
 
 def test_new_request_ids_are_uuid4_hex_and_differ() -> None:
@@ -195,6 +196,75 @@ def test_a_cached_answer_is_sent_with_its_id_counted_and_logged_without_the_app(
         ("/other", 404, "client"),
     ]
     assert [line["request_id"] for line in lines] == [i.decode() for i in ids]
+
+
+class _Source:
+    changes_seen = 0
+
+
+def _prepared_requests(access_log: AccessLog | None) -> tuple[HttpTallies, list[Any]]:
+    """Five plain GETs of a path with a prepared answer, through Observability."""
+    hits = HitCounter()
+    headers = [(b"etag", b'"p"')]
+    body = {"type": "http.response.body", "body": b"{}"}
+    prepared = {"/p": Prepared(headers, body, float("inf"), _Source(), 0, hits)}
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a prepared answer reached the app")
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    tallies = HttpTallies()
+    wrapped = Observability(
+        app,
+        lambda path: RouteInfo("/route-of-p", "c"),
+        tallies=tallies,
+        access_log=access_log,
+        prepared=prepared,
+    )
+
+    async def requests() -> None:
+        for _ in range(5):
+            await wrapped(
+                {"type": "http", "path": "/p", "method": "GET", "headers": []}, None, send
+            )
+        await asyncio.sleep(0.2)  # the access log writes on the event loop
+
+    asyncio.run(requests())
+    assert hits.count == 5
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [200] * 5
+    return tallies, sent
+
+
+def test_prepared_answers_are_counted_in_the_tallies_once_folded() -> None:
+    tallies, _ = _prepared_requests(access_log=None)
+    tallies.fold()
+    assert tallies.responses == {("/route-of-p", 200): 5}
+    counts = tallies.buckets["/route-of-p"]
+    assert sum(counts) == 5 and counts[0] >= 1  # the fast ones in the first bucket
+    assert 0 < tallies.seconds["/route-of-p"] < 5
+    tallies.fold()  # folding twice adds nothing
+    assert tallies.responses == {("/route-of-p", 200): 5} and sum(counts) == 5
+
+
+def test_prepared_answers_are_logged_one_line_each_when_the_access_log_is_on() -> None:
+    read, write = os.pipe()
+    try:
+        tallies, sent = _prepared_requests(access_log=AccessLog(write))
+        raw = os.read(read, 65536)
+    finally:
+        os.close(read)
+        os.close(write)
+    lines = [json.loads(line) for line in raw.splitlines()]
+    ids = [
+        dict(m["headers"])[b"x-request-id"].decode()
+        for m in sent
+        if m["type"] != "http.response.body"
+    ]
+    assert [line["request_id"] for line in lines] == ids and len(set(ids)) == 5
+    assert tallies.responses == {("/route-of-p", 200): 5}  # counted at once, nothing to fold
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -137,6 +137,7 @@ class Metrics:
     def flush(self) -> None:
         """Add what was counted since the last flush to the Prometheus metrics."""
         http = self.http
+        http.fold()
         responses: Counts = {
             (route, str(status)): n for (route, status), n in list(http.responses.items())
         }

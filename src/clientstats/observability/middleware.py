@@ -15,7 +15,7 @@ from random import getrandbits
 from typing import Any
 
 from clientstats.observability.access_log import AccessLog
-from clientstats.observability.http_tallies import HttpTallies
+from clientstats.observability.http_tallies import BUCKETS, HttpTallies, QuickOks
 from clientstats.observability.prepared import Prepared
 
 Scope = MutableMapping[str, Any]
@@ -49,6 +49,8 @@ def new_request_id() -> bytes:
 
 # Request headers that can change an answer prepared for a plain GET.
 _NOT_PLAIN = frozenset({b"if-none-match", b"authorization"})
+# A response this fast lands in the first latency bucket (bounds are `le`).
+_QUICK = BUCKETS[0]
 
 
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -85,6 +87,8 @@ class Observability:
         self.prepared: Mapping[str, Prepared] = {} if prepared is None else prepared
         self.observing = tallies is not None or access_log is not None
         self._routes: dict[str, RouteInfo] = {}
+        # Per path, where its fast 200s are counted: only while nothing is logged per request.
+        self._quick_oks: dict[str, QuickOks] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,7 +123,13 @@ class Observability:
                     await send(prepared.body)
                 finally:
                     if self.observing:
-                        self._observe(scope, 200, time.perf_counter() - started, request_id)
+                        seconds = time.perf_counter() - started
+                        quick = self._quick_oks.get(scope["path"])
+                        if quick is not None and seconds <= _QUICK:
+                            quick.count += 1
+                            quick.seconds += seconds
+                        else:
+                            self._observe(scope, 200, seconds, request_id)
                 return
         await self._answer(scope, receive, send, started)
 
@@ -182,5 +192,8 @@ class Observability:
     def _describe(self, path: str) -> RouteInfo:
         if len(self._routes) >= MAX_REMEMBERED_PATHS:
             self._routes.clear()  # arbitrary paths from the outside cannot grow it for ever
+            self._quick_oks.clear()
         info = self._routes[path] = self.describe(path)
+        if self.tallies is not None and self.access_log is None:
+            self._quick_oks[path] = self.tallies.quick_oks(info.label)
         return info
