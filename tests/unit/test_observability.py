@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from clientstats.observability.access_log import AccessLog
+from clientstats.observability.access_log import BATCH_BYTES, BATCH_LINES, AccessLog
 from clientstats.observability.http_tallies import BUCKETS, HttpTallies
 from clientstats.observability.metrics import Metrics, Observed, PendingRequests
 from clientstats.observability.middleware import (
@@ -114,6 +114,35 @@ def test_access_log_lines_written_on_the_event_loop_go_out_together() -> None:
         os.close(read)
         os.close(write)
     assert [json.loads(line)["path"] for line in raw.splitlines()] == ["/0", "/1", "/2"]
+
+
+def test_a_full_batch_of_lines_goes_out_at_once_in_writes_a_pipe_keeps_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    log = AccessLog(write)
+    writes: list[int] = []
+    real_write = os.write
+
+    def counted(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    async def many_requests() -> bytes:
+        for n in range(BATCH_LINES):
+            log.write(1_700_000_000.0, "GET", f"/{n}/{'x' * 100}", 200, 0.001, None, b"id")
+        return os.read(read, 65536)  # the batch was full: written before any await
+
+    monkeypatch.setattr(os, "write", counted)
+    try:
+        raw = asyncio.run(many_requests())
+    finally:
+        os.close(read)
+        os.close(write)
+    lines = [json.loads(line) for line in raw.splitlines()]
+    assert [line["path"].split("/")[1] for line in lines] == [str(n) for n in range(BATCH_LINES)]
+    assert len(writes) > 1 and max(writes) <= BATCH_BYTES and sum(writes) == len(raw)
 
 
 def test_the_middleware_adds_the_id_without_touching_a_shared_start_message() -> None:
@@ -264,7 +293,8 @@ def test_prepared_answers_are_logged_one_line_each_when_the_access_log_is_on() -
         if m["type"] != "http.response.body"
     ]
     assert [line["request_id"] for line in lines] == ids and len(set(ids)) == 5
-    assert tallies.responses == {("/route-of-p", 200): 5}  # counted at once, nothing to fold
+    tallies.fold()
+    assert tallies.responses == {("/route-of-p", 200): 5}
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -87,7 +87,7 @@ class Observability:
         self.prepared: Mapping[str, Prepared] = {} if prepared is None else prepared
         self.observing = tallies is not None or access_log is not None
         self._routes: dict[str, RouteInfo] = {}
-        # Per path, where its fast 200s are counted: only while nothing is logged per request.
+        # Per path, where its fast 200s are counted (with `_routes`, whose entry it implies).
         self._quick_oks: dict[str, QuickOks] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,12 +124,15 @@ class Observability:
                 finally:
                     if self.observing:
                         seconds = time.perf_counter() - started
-                        quick = self._quick_oks.get(scope["path"])
-                        if quick is not None and seconds <= _QUICK:
+                        path = scope["path"]
+                        quick = self._quick_oks.get(path)
+                        if quick is None or seconds > _QUICK:
+                            self._observe(scope, 200, seconds, request_id)
+                        else:
                             quick.count += 1
                             quick.seconds += seconds
-                        else:
-                            self._observe(scope, 200, seconds, request_id)
+                            if self.access_log is not None:
+                                self._log(path, seconds, request_id)
                 return
         await self._answer(scope, receive, send, started)
 
@@ -189,11 +192,18 @@ class Observability:
                 request_id,
             )
 
+    def _log(self, path: str, seconds: float, request_id: bytes) -> None:
+        """The access log line of a prepared answer (a GET answered 200)."""
+        assert self.access_log is not None
+        info = self._routes.get(path)
+        client = None if info is None else info.client
+        self.access_log.write(time.time() - seconds, "GET", path, 200, seconds, client, request_id)
+
     def _describe(self, path: str) -> RouteInfo:
         if len(self._routes) >= MAX_REMEMBERED_PATHS:
             self._routes.clear()  # arbitrary paths from the outside cannot grow it for ever
             self._quick_oks.clear()
         info = self._routes[path] = self.describe(path)
-        if self.tallies is not None and self.access_log is None:
+        if self.tallies is not None:
             self._quick_oks[path] = self.tallies.quick_oks(info.label)
         return info
