@@ -15,6 +15,10 @@ whatever the importer does on top? The floor, measured in the same run on the sa
   `executemany` into `donations` and `revocations`, one transaction per batch of the same
   size as the importer's.
 
+With `--database-url postgresql://...` the same on PostgreSQL: each run gets a fresh
+database of that server, and the floor writes the rows with psycopg `COPY ... FROM STDIN`
+(the baseline of bench_import_postgres.py, but into the product's schema).
+
 The floor applies no booking rules and keeps no aggregates: it is the cost of the rows and
 of what the schema checks and indexes for each of them, which any importer keeping the
 same guarantees must pay. The report gives events/s of both and their ratio.
@@ -27,11 +31,15 @@ import json
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import orjson
 from bench_import import (
+    RowBatch,
     Run,
     _remove_database,
     _row,
@@ -39,9 +47,13 @@ from bench_import import (
     run_product,
     write_file,
 )
+from bench_import_postgres import COPY_DONATIONS, COPY_REVOCATIONS, fresh_database
+from bench_import_postgres import run_product as pg_product
 from common import PYTHON, emit, markdown_header, median, progress, run_measured, table
 
 from clientstats.services.importing import DEFAULT_BATCH_SIZE
+
+FLOOR_PG = "COPY into the product's schema"
 
 FLOOR = "executemany into the product's schema"
 INSERT_DONATION = (
@@ -54,21 +66,9 @@ INSERT_REVOCATION = "INSERT INTO revocations (token, created_at, booked_at) VALU
 LEDGER_KINDS = frozenset({"donation", "forwarding", "revocation"})
 
 
-def floor_child(file: Path, database: Path, batch_size: int) -> None:
-    """Reference lines through the importer, ledger rows by executemany, batch by batch."""
-    from datetime import UTC, datetime
-
-    from clientstats.services.importing import import_lines
-    from clientstats.storage.database import make_engine
-    from clientstats.storage.schema import ensure_schema
-
-    engine = make_engine(f"sqlite:///{database}")
-    ensure_schema(engine)
-    conn = sqlite3.connect(database, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-        conn.execute(f"PRAGMA {pragma}")
+def ledger_batches(file: Path, batch_size: int, apply_other: Any) -> Iterator[RowBatch]:
+    """The file's ledger rows batch by batch; its other lines go to `apply_other` first."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    lines = rows = reference = 0
     with file.open("rb") as stream:
         while batch := list(islice(stream, batch_size)):
             donations, revocations, other = [], [], []
@@ -82,19 +82,67 @@ def floor_child(file: Path, database: Path, batch_size: int) -> None:
                 else:
                     other.append(line)
             if other:
-                applied = import_lines(engine, other, batch_size=batch_size)
-                if applied.rejected or applied.failures:
-                    raise RuntimeError(f"reference lines refused: {applied.summary()}")
-                reference += len(other)
-            conn.execute("BEGIN")
-            conn.executemany(INSERT_DONATION, donations)
-            conn.executemany(INSERT_REVOCATION, revocations)
-            conn.execute("COMMIT")
-            lines += len(batch)
-            rows += len(donations) + len(revocations)
+                apply_other(other)
+            yield RowBatch(len(batch), donations, revocations)
+
+
+def _reference_applier(url: str, batch_size: int) -> tuple[Any, Any]:
+    """The product's schema on `url`, and a function applying lines with its importer."""
+    from clientstats.services.importing import import_lines
+    from clientstats.storage.database import make_engine
+    from clientstats.storage.schema import ensure_schema
+
+    engine = make_engine(url)
+    ensure_schema(engine)
+
+    def apply(lines: list[bytes]) -> None:
+        applied = import_lines(engine, lines, batch_size=batch_size)
+        if applied.rejected or applied.failures:
+            raise RuntimeError(f"reference lines refused: {applied.summary()}")
+
+    return engine, apply
+
+
+def floor_child(file: Path, database: Path, batch_size: int) -> None:
+    """Reference lines through the importer, ledger rows by executemany, batch by batch."""
+    engine, apply = _reference_applier(f"sqlite:///{database}", batch_size)
+    conn = sqlite3.connect(database, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")
+    lines = rows = 0
+    for batch in ledger_batches(file, batch_size, apply):
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_DONATION, batch.donations)
+        conn.executemany(INSERT_REVOCATION, batch.revocations)
+        conn.execute("COMMIT")
+        lines += batch.lines
+        rows += len(batch.donations) + len(batch.revocations)
     conn.close()
     engine.dispose()
-    print(json.dumps({"lines": lines, "rows": rows, "reference_lines": reference}))
+    print(json.dumps({"lines": lines, "rows": rows}))
+
+
+def floor_child_pg(file: Path, url: str, batch_size: int) -> None:
+    """Reference lines through the importer, ledger rows by COPY, batch by batch."""
+    import psycopg
+
+    engine, apply = _reference_applier(url, batch_size)
+    lines = rows = 0
+    with psycopg.connect(url) as conn, conn.cursor() as cursor:
+        conn.execute("SET TIME ZONE 'UTC'")  # `_row` writes naive UTC timestamps
+        for batch in ledger_batches(file, batch_size, apply):
+            with cursor.copy(COPY_DONATIONS) as copy:
+                for row in batch.donations:
+                    copy.write_row(row)
+            if batch.revocations:
+                with cursor.copy(COPY_REVOCATIONS) as copy:
+                    for revocation in batch.revocations:
+                        copy.write_row(revocation)
+            conn.commit()
+            lines += batch.lines
+            rows += len(batch.donations) + len(batch.revocations)
+    engine.dispose()
+    print(json.dumps({"lines": lines, "rows": rows}))
 
 
 def run_floor(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
@@ -109,27 +157,49 @@ def run_floor(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
     return Run(lines, FLOOR, done.seconds, done.max_rss_mib, done.stdout.decode().strip())
 
 
+def run_floor_pg(file: Path, lines: int, admin_url: str, batch_size: int, tag: str) -> Run:
+    """The PostgreSQL floor child, on a fresh database."""
+    with fresh_database(admin_url, f"bench_import_floor_{tag}") as url:
+        command = [PYTHON, __file__, "--floor-child-pg", str(file), url]
+        done = run_measured([*command, "--batch-size", str(batch_size)])
+    if done.returncode != 0:
+        raise RuntimeError(f"floor failed: {done.stderr.decode()[-2000:]}")
+    return Run(lines, FLOOR_PG, done.seconds, done.max_rss_mib, done.stdout.decode().strip())
+
+
 def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
     """Generate the file, run importer and floor alternately, build the report."""
     path = workdir / f"events-{args.lines}.jsonl"
     progress(f"generating {path} ({args.lines:,} lines)")
     if write_file(path, args.lines, args.seed) != args.lines:
         sys.exit(f"bench_import_floor: --lines {args.lines} is smaller than the reference data")
+    pg = args.database_url is not None
+    floor_name = FLOOR_PG if pg else FLOOR
     runs = []
     for attempt in range(args.repeat):
-        order = (run_product, run_floor) if attempt % 2 == 0 else (run_floor, run_product)
-        for runner in order:
-            progress(f"{runner.__name__} (repetition {attempt + 1})")
-            run = runner(path, args.lines, workdir, args.batch_size)
-            progress(f"  {run.seconds:.1f} s, {run.events_per_s:,.0f} events/s")
+        if pg:
+            pair = [
+                lambda: pg_product(path, args.lines, args.database_url, args.batch_size, "p"),
+                lambda: run_floor_pg(path, args.lines, args.database_url, args.batch_size, "f"),
+            ]
+        else:
+            pair = [
+                lambda: run_product(path, args.lines, workdir, args.batch_size),
+                lambda: run_floor(path, args.lines, workdir, args.batch_size),
+            ]
+        for runner in pair if attempt % 2 == 0 else pair[::-1]:
+            run = runner()
+            progress(f"{run.importer}: {run.seconds:.1f} s, {run.events_per_s:,.0f} events/s")
             runs.append(run)
     product = median([r.events_per_s for r in runs if r.importer == "clientstats import"])
-    floor = median([r.events_per_s for r in runs if r.importer == FLOOR])
+    floor = median([r.events_per_s for r in runs if r.importer == floor_name])
+    where = "a fresh PostgreSQL database" if pg else "a fresh SQLite database"
+    how = "psycopg COPY" if pg else "sqlite3 executemany"
     lines = markdown_header(
         "Import throughput: `clientstats import` vs the ledger rows written into its schema",
-        "Events/s of `clientstats import FILE` (subprocess, fresh SQLite database) and of a "
-        "child writing the same ledger rows with sqlite3 executemany into the product's own "
-        "schema (constraints, indexes, foreign keys; no booking rules, no aggregates).",
+        f"Events/s of `clientstats import FILE` (subprocess, {where}) and of a child writing "
+        f"the same ledger rows with {how} into the product's own schema (constraints, "
+        "indexes, foreign keys; no booking rules, no aggregates).",
     )
     lines += [
         f"- file: {args.lines:,} lines = {path.stat().st_size / 2**20:.0f} MiB "
@@ -145,7 +215,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
         "",
         *table(
             ["importer", "events/s (median)"],
-            [("clientstats import", f"{product:,.0f}"), (FLOOR, f"{floor:,.0f}")],
+            [("clientstats import", f"{product:,.0f}"), (floor_name, f"{floor:,.0f}")],
         ),
         "",
         f"- ratio import / floor: **{product / floor:.3f}**",
@@ -161,10 +231,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--seed", type=int, default=2015)
     parser.add_argument("--output", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "--database-url",
+        help="measure on PostgreSQL: a database of the server where fresh databases are made",
+    )
     parser.add_argument("--floor-child", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-child-pg", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
         floor_child(*args.floor_child, args.batch_size)
+        return
+    if args.floor_child_pg:
+        floor_child_pg(Path(args.floor_child_pg[0]), args.floor_child_pg[1], args.batch_size)
         return
     with tempfile.TemporaryDirectory(prefix="bench-import-floor-") as workdir:
         emit(measure(args, Path(workdir)), args.output)
