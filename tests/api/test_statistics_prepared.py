@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any
 
 import pytest
@@ -17,7 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clientstats.api.app import create_app
-from clientstats.api.statistics_endpoint import StatisticsEndpoint, _max_age_until
+from clientstats.api.statistics_endpoint import (
+    StatisticsEndpoint,
+    _max_age_until,
+    stated_max_age,
+)
 from clientstats.cache.base import CachedResponse
 from clientstats.config import Settings
 from tests.api.asgi_driver import Answer, call, running
@@ -178,11 +181,6 @@ def _entry(expires_at: float) -> CachedResponse:
     )
 
 
-def _max_age(expires_at: float, now: float, cap: int) -> int:
-    """The max-age the endpoint states (statistics_endpoint._hit)."""
-    return min(cap, max(0, math.ceil(expires_at - now)))
-
-
 @given(
     expires_at=st.floats(min_value=1e9, max_value=2e9),
     left=st.floats(min_value=1e-3, max_value=3600),
@@ -195,11 +193,11 @@ def test_a_prepared_answer_ends_when_its_max_age_would_change(
     now = expires_at - left
     until = _max_age_until(_entry(expires_at), now, cap)
     assert now < until <= expires_at
-    stated = _max_age(expires_at, now, cap)
+    stated = stated_max_age(expires_at, now, cap)
     inside = now + max(0.0, until - now - 1e-5) * step  # short of `until` beyond rounding
-    assert _max_age(expires_at, inside, cap) == stated
+    assert stated_max_age(expires_at, inside, cap) == stated
     if until < expires_at:  # a moment later (beyond float rounding) it says one second less
-        assert _max_age(expires_at, until + 1e-5, cap) == stated - 1
+        assert stated_max_age(expires_at, until + 1e-5, cap) == stated - 1
 
 
 @pytest.mark.parametrize("cap", [0, 60])

@@ -183,7 +183,7 @@ class StatisticsEndpoint:
         if entry is None or entry.private:
             return None
         self.hits.count += 1
-        cap = live.ttl if self.http_max_age is None else min(live.ttl, self.http_max_age)
+        cap = max_age_cap(live.ttl, self.http_max_age)
         answer = _hit(scope, entry, now, method, cap)
         start, body = answer
         if method == "GET" and start["status"] == 200:
@@ -223,7 +223,7 @@ class StatisticsEndpoint:
             now = time.time()
         if entry.private and not await self._authorized(scope, send, permalink, method):
             return
-        cap = live.ttl if self.http_max_age is None else min(live.ttl, self.http_max_age)
+        cap = max_age_cap(live.ttl, self.http_max_age)
         await _send_hit(scope, send, entry, now, method, cap)
 
     async def _authorized(self, scope: Scope, send: Send, permalink: str, method: str) -> bool:
@@ -252,6 +252,17 @@ class StatisticsEndpoint:
             await _send_error(send, 404, message, method, cors=False)
             return False
         return True
+
+
+def max_age_cap(ttl: int, http_max_age: int | None) -> int:
+    """The highest max-age a response states: the TTL, or the configured HTTP max-age."""
+    return ttl if http_max_age is None else min(ttl, http_max_age)
+
+
+def stated_max_age(expires_at: float, now: float, cap: int) -> int:
+    """The max-age of a response sent at `now`: the time left, rounded up so the last second
+    is not max-age=0, never above `cap` (clocks differ between processes)."""
+    return min(cap, max(0, math.ceil(expires_at - now)))
 
 
 def cache_control(*, private: bool, max_age: int) -> bytes:
@@ -286,7 +297,7 @@ def _start_message(entry: CachedResponse, max_age: int) -> dict[str, object]:
 
 def _max_age_until(entry: CachedResponse, now: float, cap: int) -> float:
     """When the max-age a response sent at `now` states would change (or its TTL ends)."""
-    stated = min(cap, max(0, math.ceil(entry.expires_at - now)))
+    stated = stated_max_age(entry.expires_at, now, cap)
     if stated == 0:
         return entry.expires_at  # "no-cache" until the end
     # max-age = m holds while expires_at - t > m - 1 (ceil, then capped at m when m == cap).
@@ -294,9 +305,7 @@ def _max_age_until(entry: CachedResponse, now: float, cap: int) -> float:
 
 
 def _hit(scope: Scope, entry: CachedResponse, now: float, method: str, cap: int) -> Answer:
-    # Rounded up so the last second is not max-age=0; never above the TTL (clocks differ)
-    # nor above the configured HTTP max-age.
-    max_age = min(cap, max(0, math.ceil(entry.expires_at - now)))
+    max_age = stated_max_age(entry.expires_at, now, cap)
     header = _header(scope, b"if-none-match")
     if header is not None and etag_matches(header, entry.etag):
         headers = _freshness_headers(entry, max_age)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Any
@@ -24,6 +23,8 @@ from clientstats.api.statistics_endpoint import (
     PREFLIGHT_HEADERS,
     cache_control,
     etag_matches,
+    max_age_cap,
+    stated_max_age,
 )
 from clientstats.domain.list_query import ListQueryInvalid, parse_list_query, positive_id
 from clientstats.errors import BadRequest, ClientstatsError, NotFound
@@ -150,10 +151,8 @@ def _context(request: Request, resource: Resource, locale: str, permalink: str |
 
 def _respond(request: Request, page: RenderedPage, now: float) -> Response:
     settings = request.app.state.settings
-    cap = request.app.state.live.ttl
-    if settings.http_max_age is not None:
-        cap = min(cap, settings.http_max_age)
-    max_age = min(cap, max(0, math.ceil(page.expires_at - now)))
+    cap = max_age_cap(request.app.state.live.ttl, settings.http_max_age)
+    max_age = stated_max_age(page.expires_at, now, cap)
     headers = {
         "ETag": page.etag,
         "Cache-Control": cache_control(private=page.private, max_age=max_age).decode(),

@@ -14,7 +14,6 @@ the same status, headers and body as that route.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,8 @@ from clientstats.api.statistics_endpoint import (
     Scope,
     cache_control,
     etag_matches,
+    max_age_cap,
+    stated_max_age,
 )
 from clientstats.config import Settings
 from clientstats.services.live_statistics import LiveStatistics
@@ -163,7 +164,7 @@ class ListFastPath:
         self.read = request_reader(settings)
         self.http_max_age = settings.http_max_age
         self._live: LiveStatistics | None = None
-        self._ttl = 0
+        self._cap = 0  # the highest max-age stated, once the live statistics are known
         self._pages: dict[Key, FastPage] = {}
         # permalink -> (the client's version, digests of the Authorization headers that
         # opened its private pages at that version).
@@ -201,7 +202,7 @@ class ListFastPath:
         live = self._live
         if live is None:
             live = self._live = self.live()
-            self._ttl = live.ttl
+            self._cap = max_age_cap(live.ttl, self.http_max_age)
         known = live.versions.get(entry.permalink)
         now = time.time()
         if known is None or known.version != entry.version or entry.expires_at <= now:
@@ -209,9 +210,7 @@ class ListFastPath:
         if entry.private and not self._opened(entry.permalink, known.version, authorization):
             return None
         self.hits += 1
-        ttl = self._ttl
-        cap = ttl if self.http_max_age is None else min(ttl, self.http_max_age)
-        max_age = min(cap, max(0, math.ceil(entry.expires_at - now)))
+        max_age = stated_max_age(entry.expires_at, now, self._cap)
         if if_none_match is not None and etag_matches(if_none_match, entry.etag):
             headers = entry.freshness_headers(max_age)
             return {"type": "http.response.start", "status": 304, "headers": headers}, _EMPTY_BODY
