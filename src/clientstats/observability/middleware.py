@@ -86,9 +86,8 @@ class Observability:
         # Answers to plain GETs the fast paths prepared: sent without calling anything.
         self.prepared: Mapping[str, Prepared] = {} if prepared is None else prepared
         self.observing = tallies is not None or access_log is not None
-        self._routes: dict[str, RouteInfo] = {}
-        # Per path, where its fast 200s are counted (with `_routes`, whose entry it implies).
-        self._quick_oks: dict[str, QuickOks] = {}
+        # Per path: its route, and where its fast 200s are counted (with metrics on).
+        self._routes: dict[str, tuple[RouteInfo, QuickOks | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,15 +123,15 @@ class Observability:
                 finally:
                     if self.observing:
                         seconds = time.perf_counter() - started
-                        path = scope["path"]
-                        quick = self._quick_oks.get(path)
-                        if quick is None or seconds > _QUICK:
+                        known = self._routes.get(scope["path"])
+                        quick = None if known is None else known[1]
+                        if known is None or quick is None or seconds > _QUICK:
                             self._observe(scope, 200, seconds, request_id)
                         else:
                             quick.count += 1
                             quick.seconds += seconds
                             if self.access_log is not None:
-                                self._log(path, seconds, request_id)
+                                self._log(scope, known[0], 200, seconds, request_id)
                 return
         await self._answer(scope, receive, send, started)
 
@@ -175,35 +174,31 @@ class Observability:
 
     def _observe(self, scope: Scope, status: int, seconds: float, request_id: bytes) -> None:
         """Count the response and write its access log line."""
-        path: str = scope["path"]
-        info = self._routes.get(path)
-        if info is None:
-            info = self._describe(path)
+        known = self._routes.get(scope["path"])
+        info = self._describe(scope["path"]) if known is None else known[0]
         if self.tallies is not None:
             self.tallies.record(info.label, status, seconds)
         if self.access_log is not None:
-            self.access_log.write(
-                time.time() - seconds,
-                scope["method"],
-                path,
-                status,
-                seconds,
-                info.client,
-                request_id,
-            )
+            self._log(scope, info, status, seconds, request_id)
 
-    def _log(self, path: str, seconds: float, request_id: bytes) -> None:
-        """The access log line of a prepared answer (a GET answered 200)."""
+    def _log(
+        self, scope: Scope, info: RouteInfo, status: int, seconds: float, request_id: bytes
+    ) -> None:
         assert self.access_log is not None
-        info = self._routes.get(path)
-        client = None if info is None else info.client
-        self.access_log.write(time.time() - seconds, "GET", path, 200, seconds, client, request_id)
+        self.access_log.write(
+            time.time() - seconds,
+            scope["method"],
+            scope["path"],
+            status,
+            seconds,
+            info.client,
+            request_id,
+        )
 
     def _describe(self, path: str) -> RouteInfo:
         if len(self._routes) >= MAX_REMEMBERED_PATHS:
             self._routes.clear()  # arbitrary paths from the outside cannot grow it for ever
-            self._quick_oks.clear()
-        info = self._routes[path] = self.describe(path)
-        if self.tallies is not None:
-            self._quick_oks[path] = self.tallies.quick_oks(info.label)
+        info = self.describe(path)
+        quick = None if self.tallies is None else self.tallies.quick_oks(info.label)
+        self._routes[path] = (info, quick)
         return info
