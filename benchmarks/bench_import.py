@@ -352,17 +352,22 @@ def run_product(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
     return Run(lines, "clientstats import", done.seconds, done.max_rss_mib, summary)
 
 
+def run_child(command: list[str], importer: str, lines: int) -> Run:
+    """A child process of a benchmark script measured as a Run; its stdout is the summary."""
+    done = run_measured(command)
+    if done.returncode != 0:
+        raise RuntimeError(f"{importer} failed: {done.stderr.decode()[-2000:]}")
+    return Run(lines, importer, done.seconds, done.max_rss_mib, done.stdout.decode().strip())
+
+
 def run_baseline(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
     """The plain sqlite3 executemany baseline in a child process."""
     database = workdir / "baseline.db"
     _remove_database(database)
     command = [PYTHON, __file__, "--baseline-child", str(file), str(database)]
-    done = run_measured([*command, "--batch-size", str(batch_size)])
-    if done.returncode != 0:
-        raise RuntimeError(f"baseline failed: {done.stderr.decode()[-2000:]}")
+    run = run_child([*command, "--batch-size", str(batch_size)], "sqlite3 executemany", lines)
     _remove_database(database)
-    summary = done.stdout.decode().strip()
-    return Run(lines, "sqlite3 executemany", done.seconds, done.max_rss_mib, summary)
+    return run
 
 
 def _remove_database(path: Path) -> None:

@@ -44,12 +44,13 @@ from bench_import import (
     _remove_database,
     _row,
     raw_figures,
+    run_child,
     run_product,
     write_file,
 )
-from bench_import_postgres import COPY_DONATIONS, COPY_REVOCATIONS, fresh_database
+from bench_import_postgres import copy_batch, fresh_database
 from bench_import_postgres import run_product as pg_product
-from common import PYTHON, emit, markdown_header, median, progress, run_measured, table
+from common import PYTHON, emit, markdown_header, median, progress, table
 
 from clientstats.services.importing import DEFAULT_BATCH_SIZE
 
@@ -131,13 +132,7 @@ def floor_child_pg(file: Path, url: str, batch_size: int) -> None:
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         conn.execute("SET TIME ZONE 'UTC'")  # `_row` writes naive UTC timestamps
         for batch in ledger_batches(file, batch_size, apply):
-            with cursor.copy(COPY_DONATIONS) as copy:
-                for row in batch.donations:
-                    copy.write_row(row)
-            if batch.revocations:
-                with cursor.copy(COPY_REVOCATIONS) as copy:
-                    for revocation in batch.revocations:
-                        copy.write_row(revocation)
+            copy_batch(cursor, batch)
             conn.commit()
             lines += batch.lines
             rows += len(batch.donations) + len(batch.revocations)
@@ -150,21 +145,16 @@ def run_floor(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
     database = workdir / "floor.db"
     _remove_database(database)
     command = [PYTHON, __file__, "--floor-child", str(file), str(database)]
-    done = run_measured([*command, "--batch-size", str(batch_size)])
-    if done.returncode != 0:
-        raise RuntimeError(f"floor failed: {done.stderr.decode()[-2000:]}")
+    run = run_child([*command, "--batch-size", str(batch_size)], FLOOR, lines)
     _remove_database(database)
-    return Run(lines, FLOOR, done.seconds, done.max_rss_mib, done.stdout.decode().strip())
+    return run
 
 
 def run_floor_pg(file: Path, lines: int, admin_url: str, batch_size: int, tag: str) -> Run:
     """The PostgreSQL floor child, on a fresh database."""
     with fresh_database(admin_url, f"bench_import_floor_{tag}") as url:
         command = [PYTHON, __file__, "--floor-child-pg", str(file), url]
-        done = run_measured([*command, "--batch-size", str(batch_size)])
-    if done.returncode != 0:
-        raise RuntimeError(f"floor failed: {done.stderr.decode()[-2000:]}")
-    return Run(lines, FLOOR_PG, done.seconds, done.max_rss_mib, done.stdout.decode().strip())
+        return run_child([*command, "--batch-size", str(batch_size)], FLOOR_PG, lines)
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[str]:

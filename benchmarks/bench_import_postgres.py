@@ -30,10 +30,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from bench_import import Run, raw_figures, row_batches, write_file
+from bench_import import RowBatch, Run, raw_figures, row_batches, write_file
 from common import (
     PYTHON,
     clientstats_env,
@@ -88,6 +89,17 @@ def fresh_database(admin_url: str, name: str) -> Iterator[str]:
 # -- the baseline, run as a child process of this script ---------------------------------
 
 
+def copy_batch(cursor: psycopg.Cursor[Any], batch: RowBatch) -> None:
+    """COPY one batch's donation and revocation rows (the caller commits)."""
+    with cursor.copy(COPY_DONATIONS) as copy:
+        for row in batch.donations:
+            copy.write_row(row)
+    if batch.revocations:
+        with cursor.copy(COPY_REVOCATIONS) as copy:
+            for revocation in batch.revocations:
+                copy.write_row(revocation)
+
+
 def baseline_child(file: Path, url: str, batch_size: int) -> None:
     """COPY the file's donation, forwarding and revocation rows into bare tables."""
     with psycopg.connect(url) as conn:
@@ -98,13 +110,7 @@ def baseline_child(file: Path, url: str, batch_size: int) -> None:
         lines = rows = 0
         with conn.cursor() as cursor:
             for batch in row_batches(file, batch_size):
-                with cursor.copy(COPY_DONATIONS) as copy:
-                    for row in batch.donations:
-                        copy.write_row(row)
-                if batch.revocations:
-                    with cursor.copy(COPY_REVOCATIONS) as copy:
-                        for revocation in batch.revocations:
-                            copy.write_row(revocation)
+                copy_batch(cursor, batch)
                 conn.commit()
                 lines += batch.lines
                 rows += len(batch.donations) + len(batch.revocations)
