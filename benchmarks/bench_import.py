@@ -36,7 +36,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -252,8 +252,14 @@ BARE_TABLES = (
     "CREATE TABLE revocations (id INTEGER PRIMARY KEY, token TEXT, created_at TEXT, "
     "booked_at TEXT)",
 )
-INSERT_DONATION = "INSERT INTO donations VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-INSERT_REVOCATION = "INSERT INTO revocations VALUES (NULL, ?, ?, ?)"
+# By column name, so the same statements fill the product's tables too (bench_import_floor.py).
+INSERT_DONATION = (
+    "INSERT INTO donations (token, channel, amount_in_cents, project_id, pool_client_id, "
+    "client_id, client_reference, tracking_via, matching_fund_id, matched_token, "
+    "redirected_from_project_id, failure_code, created_at, booked_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_REVOCATION = "INSERT INTO revocations (token, created_at, booked_at) VALUES (?, ?, ?)"
 
 
 def _utc(value: str | None, now: str) -> str:
@@ -283,12 +289,17 @@ class RowBatch:
     revocations: list[tuple[str, str, str]]
 
 
-def row_batches(file: Path, batch_size: int) -> Iterator[RowBatch]:
-    """The file's donation, forwarding and revocation rows, `batch_size` lines at a time."""
+def row_batches(
+    file: Path, batch_size: int, other: Callable[[list[bytes]], None] | None = None
+) -> Iterator[RowBatch]:
+    """The file's donation, forwarding and revocation rows, `batch_size` lines at a time.
+
+    The batch's other lines (reference data) go to `other` first, if given, else nowhere.
+    """
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     with file.open("rb") as stream:
         while batch := [line for _, line in zip(range(batch_size), stream, strict=False)]:
-            donations, revocations = [], []
+            donations, revocations, others = [], [], []
             for line in batch:
                 event = orjson.loads(line)
                 kind = event["event"]
@@ -296,7 +307,24 @@ def row_batches(file: Path, batch_size: int) -> Iterator[RowBatch]:
                     donations.append(_row(event, now))
                 elif kind == "revocation":
                     revocations.append((event["token"], now, now))
+                else:
+                    others.append(line)
+            if other is not None and others:
+                other(others)
             yield RowBatch(len(batch), donations, revocations)
+
+
+def insert_batches(conn: sqlite3.Connection, batches: Iterable[RowBatch]) -> dict[str, int]:
+    """Insert each batch's rows with executemany in a transaction of its own."""
+    lines = rows = 0
+    for batch in batches:
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_DONATION, batch.donations)
+        conn.executemany(INSERT_REVOCATION, batch.revocations)
+        conn.execute("COMMIT")
+        lines += batch.lines
+        rows += len(batch.donations) + len(batch.revocations)
+    return {"lines": lines, "rows": rows}
 
 
 def baseline_child(file: Path, database: Path, batch_size: int) -> None:
@@ -306,16 +334,9 @@ def baseline_child(file: Path, database: Path, batch_size: int) -> None:
     conn.execute("PRAGMA synchronous=NORMAL")
     for statement in BARE_TABLES:
         conn.execute(statement)
-    lines = rows = 0
-    for batch in row_batches(file, batch_size):
-        conn.execute("BEGIN")
-        conn.executemany(INSERT_DONATION, batch.donations)
-        conn.executemany(INSERT_REVOCATION, batch.revocations)
-        conn.execute("COMMIT")
-        lines += batch.lines
-        rows += len(batch.donations) + len(batch.revocations)
+    counts = insert_batches(conn, row_batches(file, batch_size))
     conn.close()
-    print(json.dumps({"lines": lines, "rows": rows}))
+    print(json.dumps(counts))
 
 
 # -- the measurement -------------------------------------------------------------------

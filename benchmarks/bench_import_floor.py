@@ -31,19 +31,15 @@ import json
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import orjson
 from bench_import import (
-    RowBatch,
     Run,
     _remove_database,
-    _row,
+    insert_batches,
     raw_figures,
+    row_batches,
     run_child,
     run_product,
     write_file,
@@ -54,37 +50,8 @@ from common import PYTHON, emit, markdown_header, median, progress, table
 
 from clientstats.services.importing import DEFAULT_BATCH_SIZE
 
-FLOOR_PG = "COPY into the product's schema"
-
 FLOOR = "executemany into the product's schema"
-INSERT_DONATION = (
-    "INSERT INTO donations (token, channel, amount_in_cents, project_id, pool_client_id, "
-    "client_id, client_reference, tracking_via, matching_fund_id, matched_token, "
-    "redirected_from_project_id, failure_code, created_at, booked_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-INSERT_REVOCATION = "INSERT INTO revocations (token, created_at, booked_at) VALUES (?, ?, ?)"
-LEDGER_KINDS = frozenset({"donation", "forwarding", "revocation"})
-
-
-def ledger_batches(file: Path, batch_size: int, apply_other: Any) -> Iterator[RowBatch]:
-    """The file's ledger rows batch by batch; its other lines go to `apply_other` first."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    with file.open("rb") as stream:
-        while batch := list(islice(stream, batch_size)):
-            donations, revocations, other = [], [], []
-            for line in batch:
-                event = orjson.loads(line)
-                kind = event["event"]
-                if kind == "revocation":
-                    revocations.append((event["token"], now, now))
-                elif kind in LEDGER_KINDS:
-                    donations.append(_row(event, now))
-                else:
-                    other.append(line)
-            if other:
-                apply_other(other)
-            yield RowBatch(len(batch), donations, revocations)
+FLOOR_PG = "COPY into the product's schema"
 
 
 def _reference_applier(url: str, batch_size: int) -> tuple[Any, Any]:
@@ -110,17 +77,10 @@ def floor_child(file: Path, database: Path, batch_size: int) -> None:
     conn = sqlite3.connect(database, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
-    lines = rows = 0
-    for batch in ledger_batches(file, batch_size, apply):
-        conn.execute("BEGIN")
-        conn.executemany(INSERT_DONATION, batch.donations)
-        conn.executemany(INSERT_REVOCATION, batch.revocations)
-        conn.execute("COMMIT")
-        lines += batch.lines
-        rows += len(batch.donations) + len(batch.revocations)
+    counts = insert_batches(conn, row_batches(file, batch_size, apply))
     conn.close()
     engine.dispose()
-    print(json.dumps({"lines": lines, "rows": rows}))
+    print(json.dumps(counts))
 
 
 def floor_child_pg(file: Path, url: str, batch_size: int) -> None:
@@ -131,7 +91,7 @@ def floor_child_pg(file: Path, url: str, batch_size: int) -> None:
     lines = rows = 0
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         conn.execute("SET TIME ZONE 'UTC'")  # `_row` writes naive UTC timestamps
-        for batch in ledger_batches(file, batch_size, apply):
+        for batch in row_batches(file, batch_size, apply):
             copy_batch(cursor, batch)
             conn.commit()
             lines += batch.lines

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from bench_import import RowBatch, Run, raw_figures, row_batches, write_file
+from bench_import import RowBatch, Run, raw_figures, row_batches, run_child, write_file
 from common import (
     PYTHON,
     clientstats_env,
@@ -143,11 +143,7 @@ def run_baseline(file: Path, lines: int, admin_url: str, batch_size: int, tag: s
     """The psycopg COPY baseline in a child process, on a fresh database."""
     with fresh_database(admin_url, f"bench_import_pg_{tag}") as url:
         command = [PYTHON, __file__, "--baseline-child", str(file), url]
-        done = run_measured([*command, "--batch-size", str(batch_size)])
-    if done.returncode != 0:
-        raise RuntimeError(f"baseline failed: {done.stderr.decode()[-2000:]}")
-    summary = done.stdout.decode().strip()
-    return Run(lines, "psycopg COPY", done.seconds, done.max_rss_mib, summary)
+        return run_child([*command, "--batch-size", str(batch_size)], "psycopg COPY", lines)
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
