@@ -187,8 +187,13 @@ class StatisticsEndpoint:
         answer = _hit(scope, entry, now, method, cap)
         start, body = answer
         if method == "GET" and start["status"] == 200:
-            until = _max_age_until(entry, now, cap)
-            self.prepared.keep(path, Prepared(start["headers"], body, until, live, seen, self.hits))
+            # A GET with If-None-Match or Authorization comes here while the prepared answer
+            # is still good (only plain GETs are sent from it): keep that one.
+            kept = self.prepared.get(path)
+            if kept is None or kept.seen != seen or kept.until <= now:
+                until = _max_age_until(entry, now, cap)
+                kept = Prepared(start["headers"], body, until, live, seen, self.hits)
+                self.prepared.keep(path, kept)
         return answer
 
     def _remember(self, path: str) -> Route | None:
