@@ -37,7 +37,7 @@ import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,10 @@ from typing import Any
 import orjson
 from common import (
     PYTHON,
+    Finished,
     clientstats_env,
     emit,
+    local_postgres_cpu_seconds,
     markdown_header,
     median,
     progress,
@@ -351,6 +353,8 @@ class Run:
     seconds: float
     max_rss_mib: float
     summary: str
+    cpu_seconds: float = 0.0  # the child's own user + system time
+    server_cpu_seconds: float | None = None  # a local database server's, while it ran
 
     @property
     def events_per_s(self) -> float:
@@ -362,15 +366,24 @@ def run_product(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
     database = workdir / "product.db"
     _remove_database(database)
     env = clientstats_env(f"sqlite:///{database}", CLIENTSTATS_IMPORT_BATCH_SIZE=str(batch_size))
-    done = run_measured([PYTHON, "-m", "clientstats", "import", str(file)], env=env)
+    run = checked_import(
+        run_measured([PYTHON, "-m", "clientstats", "import", str(file)], env=env), lines
+    )
+    _remove_database(database)
+    return run
+
+
+def checked_import(done: Finished, lines: int) -> Run:
+    """The Run of a finished `clientstats import`; an error unless it applied every line."""
     summary = done.stdout.decode().strip().splitlines()[-1] if done.stdout else ""
     if done.returncode != 0:
         raise RuntimeError(f"import failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     parsed = json.loads(summary)
     if parsed["rejected"] or parsed["failed"] or parsed["applied"] != lines:
         raise RuntimeError(f"import did not apply every line: {summary}")
-    _remove_database(database)
-    return Run(lines, "clientstats import", done.seconds, done.max_rss_mib, summary)
+    return Run(
+        lines, "clientstats import", done.seconds, done.max_rss_mib, summary, done.cpu_seconds
+    )
 
 
 def run_child(command: list[str], importer: str, lines: int) -> Run:
@@ -378,7 +391,8 @@ def run_child(command: list[str], importer: str, lines: int) -> Run:
     done = run_measured(command)
     if done.returncode != 0:
         raise RuntimeError(f"{importer} failed: {done.stderr.decode()[-2000:]}")
-    return Run(lines, importer, done.seconds, done.max_rss_mib, done.stdout.decode().strip())
+    summary = done.stdout.decode().strip()
+    return Run(lines, importer, done.seconds, done.max_rss_mib, summary, done.cpu_seconds)
 
 
 def run_baseline(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
@@ -389,6 +403,16 @@ def run_baseline(file: Path, lines: int, workdir: Path, batch_size: int) -> Run:
     run = run_child([*command, "--batch-size", str(batch_size)], "sqlite3 executemany", lines)
     _remove_database(database)
     return run
+
+
+def with_server_cpu(measure: Callable[[], Run]) -> Run:
+    """`measure()`, with the CPU time the local PostgreSQL server spent meanwhile (if seen)."""
+    before = local_postgres_cpu_seconds()
+    run = measure()
+    after = local_postgres_cpu_seconds()
+    if before is None or after is None:
+        return run
+    return replace(run, server_cpu_seconds=after - before)
 
 
 def _remove_database(path: Path) -> None:
@@ -466,21 +490,27 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
 
 
 def raw_figures(runs: list[Run]) -> list[str]:
-    """The table of every run, as the import reports print it."""
-    return table(
-        ["lines", "importer", "seconds", "events/s", "peak RSS MiB", "summary"],
-        [
-            (
-                f"{r.lines:,}",
-                r.importer,
-                f"{r.seconds:.1f}",
-                f"{r.events_per_s:,.0f}",
-                f"{r.max_rss_mib:.0f}",
-                f"`{r.summary}`",
-            )
-            for r in runs
-        ],
-    )
+    """The table of every run, as the import reports print it, with the time per event
+    spent as wall time, as CPU time of the child and (on a local PostgreSQL) of the server."""
+    server = any(r.server_cpu_seconds is not None for r in runs)
+    header = ["lines", "importer", "seconds", "events/s", "wall us/event", "CPU us/event"]
+    header += ["server CPU us/event"] if server else []
+    rows = []
+    for r in runs:
+        row = [f"{r.lines:,}", r.importer, f"{r.seconds:.1f}", f"{r.events_per_s:,.0f}"]
+        row += [
+            f"{per_event_us(r.seconds, r.lines):.1f}",
+            f"{per_event_us(r.cpu_seconds, r.lines):.1f}",
+        ]
+        if server:
+            used = r.server_cpu_seconds
+            row.append("-" if used is None else f"{per_event_us(used, r.lines):.1f}")
+        rows.append([*row, f"{r.max_rss_mib:.0f}", f"`{r.summary}`"])
+    return table([*header, "peak RSS MiB", "summary"], rows)
+
+
+def per_event_us(seconds: float, lines: int) -> float:
+    return seconds / lines * 1e6
 
 
 def report(

@@ -42,6 +42,7 @@ from bench_import import (
     row_batches,
     run_child,
     run_product,
+    with_server_cpu,
     write_file,
 )
 from bench_import_postgres import copy_batch, fresh_database
@@ -114,7 +115,8 @@ def run_floor_pg(file: Path, lines: int, admin_url: str, batch_size: int, tag: s
     """The PostgreSQL floor child, on a fresh database."""
     with fresh_database(admin_url, f"bench_import_floor_{tag}") as url:
         command = [PYTHON, __file__, "--floor-child-pg", str(file), url]
-        return run_child([*command, "--batch-size", str(batch_size)], FLOOR_PG, lines)
+        command += ["--batch-size", str(batch_size)]
+        return with_server_cpu(lambda: run_child(command, FLOOR_PG, lines))
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[str]:

@@ -34,7 +34,17 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from bench_import import RowBatch, Run, raw_figures, row_batches, run_child, write_file
+from bench_import import (
+    RowBatch,
+    Run,
+    checked_import,
+    per_event_us,
+    raw_figures,
+    row_batches,
+    run_child,
+    with_server_cpu,
+    write_file,
+)
 from common import (
     PYTHON,
     clientstats_env,
@@ -129,21 +139,16 @@ def run_product(file: Path, lines: int, admin_url: str, batch_size: int, tag: st
     """`clientstats import FILE` on a fresh PostgreSQL database."""
     with fresh_database(admin_url, f"bench_import_pg_{tag}") as url:
         env = clientstats_env(url, CLIENTSTATS_IMPORT_BATCH_SIZE=str(batch_size))
-        done = run_measured([PYTHON, "-m", "clientstats", "import", str(file)], env=env)
-    summary = done.stdout.decode().strip().splitlines()[-1] if done.stdout else ""
-    if done.returncode != 0:
-        raise RuntimeError(f"import failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-    parsed = json.loads(summary)
-    if parsed["rejected"] or parsed["failed"] or parsed["applied"] != lines:
-        raise RuntimeError(f"import did not apply every line: {summary}")
-    return Run(lines, "clientstats import", done.seconds, done.max_rss_mib, summary)
+        command = [PYTHON, "-m", "clientstats", "import", str(file)]
+        return with_server_cpu(lambda: checked_import(run_measured(command, env=env), lines))
 
 
 def run_baseline(file: Path, lines: int, admin_url: str, batch_size: int, tag: str) -> Run:
     """The psycopg COPY baseline in a child process, on a fresh database."""
     with fresh_database(admin_url, f"bench_import_pg_{tag}") as url:
         command = [PYTHON, __file__, "--baseline-child", str(file), url]
-        return run_child([*command, "--batch-size", str(batch_size)], "psycopg COPY", lines)
+        command += ["--batch-size", str(batch_size)]
+        return with_server_cpu(lambda: run_child(command, "psycopg COPY", lines))
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
@@ -215,7 +220,30 @@ def report(args: argparse.Namespace, runs: list[Run], path: Path) -> list[str]:
         f"- peak RSS: clientstats import **{product[1]:.0f} MiB**, "
         f"psycopg COPY {baseline[1]:.0f} MiB",
     ]
-    return lines
+    return lines + time_split(runs)
+
+
+def time_split(runs: list[Run]) -> list[str]:
+    """Medians of the wall time per event and of the CPU time the child and the local server
+    spent per event; when both CPUs together took longer than the wall time, the difference
+    is work the two did at the same time."""
+    measured = [r for r in runs if r.server_cpu_seconds is not None]
+    if not measured:
+        return ["", "(no local PostgreSQL server processes seen: no CPU time split)"]
+    rows = []
+    for name in ("clientstats import", "psycopg COPY"):
+        same = [r for r in measured if r.importer == name]
+        wall = median([per_event_us(r.seconds, r.lines) for r in same])
+        client = median([per_event_us(r.cpu_seconds, r.lines) for r in same])
+        server = median([per_event_us(r.server_cpu_seconds or 0.0, r.lines) for r in same])
+        rows.append((name, f"{wall:.1f}", f"{client:.1f}", f"{server:.1f}"))
+        rows[-1] += (f"{max(0.0, client + server - wall):.1f}",)
+    return [
+        "",
+        "## Where the time goes (medians, microseconds per event)",
+        "",
+        *table(["importer", "wall", "child CPU", "server CPU", "both at once"], rows),
+    ]
 
 
 def main() -> None:

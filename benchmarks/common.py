@@ -198,17 +198,18 @@ def wait_for_http(url: str, server: Child, *, timeout: float = 30.0) -> None:
 
 @dataclass(frozen=True)
 class Finished:
-    """A child process that ran to completion: exit status, wall time and peak memory."""
+    """A child process that ran to completion: exit status, wall time, CPU time, peak memory."""
 
     returncode: int
     seconds: float
     max_rss_mib: float
     stdout: bytes
     stderr: bytes
+    cpu_seconds: float = 0.0  # user + system time of the child and the children it waited for
 
 
 def run_measured(args: Sequence[str], *, env: dict[str, str] | None = None) -> Finished:
-    """Run a child to completion; its own peak RSS comes from wait4's rusage (ru_maxrss)."""
+    """Run a child to completion; its peak RSS and CPU time come from wait4's rusage."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -226,7 +227,34 @@ def run_measured(args: Sequence[str], *, env: dict[str, str] | None = None) -> F
         out.seek(0)
         err.seek(0)
         # Linux reports ru_maxrss in KiB.
-        return Finished(process.returncode, seconds, usage.ru_maxrss / 1024, out.read(), err.read())
+        cpu = usage.ru_utime + usage.ru_stime
+        rss = usage.ru_maxrss / 1024
+        return Finished(process.returncode, seconds, rss, out.read(), err.read(), cpu)
+
+
+def local_postgres_cpu_seconds() -> float | None:
+    """CPU time the PostgreSQL server on this machine has used so far; None if none is seen.
+
+    The sum over every process named `postgres` of its user and system time and that of the
+    children it has reaped: the postmaster reaps each backend when its connection closes, so
+    a backend's whole work is counted whether it is still running or not. The difference of
+    two readings is the server's work in between, all databases and users together (run
+    under the benchmark lock on an otherwise idle server). Linux /proc only.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, seen = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, rest = text[text.index("(") + 1 :].rsplit(")", 1)
+        if name != "postgres":
+            continue
+        seen = True
+        fields = rest.split()  # fields 3.. of proc(5): utime is 14, cstime 17
+        total += sum(int(value) for value in fields[11:15])
+    return total / ticks if seen else None
 
 
 def own_peak_rss_mib() -> float:
