@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -24,6 +23,7 @@ from clientstats.domain.events import (
 )
 from clientstats.domain.ledger import BookingRejected
 from clientstats.services.event_lines import decode_event
+from clientstats.services.line_chunks import LineChunks
 from clientstats.storage.database import retrying, write_transaction
 from clientstats.storage.schema import refresh_planner_statistics
 from clientstats.storage.sql_book import SqlBook
@@ -102,6 +102,10 @@ def _parse(numbered: Iterable[tuple[int, bytes]], now: datetime) -> Iterator[Par
             yield number, invalid
 
 
+def _parse_chunk(chunk: list[tuple[int, bytes]], now: datetime) -> list[Parsed]:
+    return list(_parse(chunk, now))
+
+
 def _is_blank(raw: bytes) -> bool:
     return not raw.strip()
 
@@ -137,12 +141,17 @@ def import_lines(
 ) -> ImportReport:
     """Apply event lines in order; bad lines are reported and skipped, all others applied."""
     report = ImportReport()
-    numbered = enumerate(lines, start=1)
     refresh = PlannerRefresh()
-    while chunk := list(islice(numbered, batch_size)):
-        apply_lines(engine, chunk, report, refresh)
-        if on_batch is not None:
-            on_batch(report)
+    # PostgreSQL writes a batch in its own process: the next chunk is parsed meanwhile.
+    ahead = engine.dialect.name == "postgresql"
+    with LineChunks(lines, batch_size, _parse_chunk, ahead=ahead) as chunks:
+        for chunk in chunks:
+            report.lines = chunk.last_line
+            report.blank += sum(1 for _, raw in chunk.lines if _is_blank(raw))
+            apply_batch(engine, chunk.parsed, report, now=chunk.now, before_writes=chunks.read_next)
+            refresh.after_batch(engine, report.lines)
+            if on_batch is not None:
+                on_batch(report)
     return report
 
 
@@ -158,17 +167,27 @@ def apply_lines(
     now = datetime.now(UTC)
     report.lines = chunk[-1][0]
     report.blank += sum(1 for _, raw in chunk if _is_blank(raw))
-    apply_batch(engine, list(_parse(chunk, now)), report, now=now)
+    apply_batch(engine, _parse_chunk(chunk, now), report, now=now)
     if refresh is not None:
         refresh.after_batch(engine, report.lines)
 
 
 def apply_batch(
-    engine: Engine, batch: list[Parsed], report: ImportReport, *, now: datetime
+    engine: Engine,
+    batch: list[Parsed],
+    report: ImportReport,
+    *,
+    now: datetime,
+    before_writes: Callable[[], None] = lambda: None,
 ) -> None:
-    """Apply parsed lines in one transaction; if the database refuses it, line by line."""
+    """Apply parsed lines in one transaction; if the database refuses it, line by line.
+
+    `before_writes` is called once the batch is booked, before its rows are sent.
+    """
     try:
-        outcomes = retrying(5, lambda: _apply_in_one_transaction(engine, batch, now=now))
+        outcomes = retrying(
+            5, lambda: _apply_in_one_transaction(engine, batch, now=now, before=before_writes)
+        )
     except (IntegrityError, DataError) as exc:
         # Validation should have caught it; the database's constraints are the backstop.
         if len(batch) == 1:
@@ -189,7 +208,7 @@ def apply_batch(
 
 
 def _apply_in_one_transaction(
-    engine: Engine, batch: list[Parsed], *, now: datetime
+    engine: Engine, batch: list[Parsed], *, now: datetime, before: Callable[[], None]
 ) -> list[tuple[int, Outcome | str]]:
     events = [event for _, event in batch if not isinstance(event, EventInvalid)]
     outcomes: list[tuple[int, Outcome | str]] = []
@@ -207,6 +226,7 @@ def _apply_in_one_transaction(
                 )
             except BookingRejected as rejected:
                 outcomes.append((number, str(rejected)))
+        before()
         book.flush()
     return outcomes
 
