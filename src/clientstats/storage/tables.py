@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -151,11 +152,25 @@ donations = Table(
     ),
     CheckConstraint("failure_code IS NULL OR channel = 'forwarding'", name="only_forwardings_fail"),
     UniqueConstraint("client_id", "client_reference", name="uq_donations_client_reference"),
-    Index("ix_donations_pool_client_id", "pool_client_id"),
+    # Partial: only the entries a lookup can name (a pool, a client) are indexed.
+    Index(
+        "ix_donations_pool_client_id",
+        "pool_client_id",
+        sqlite_where=text("pool_client_id IS NOT NULL"),
+        postgresql_where=text("pool_client_id IS NOT NULL"),
+    ),
     # A project's entries newest first: its last donation is a few steps from the end.
     Index("ix_donations_project_created", "project_id", "created_at"),
     # The client donations and forwardings lists walk a client's entries newest first.
-    Index("ix_donations_client_channel_created", "client_id", "channel", "created_at", "id"),
+    Index(
+        "ix_donations_client_channel_created",
+        "client_id",
+        "channel",
+        "created_at",
+        "id",
+        sqlite_where=text("client_id IS NOT NULL"),
+        postgresql_where=text("client_id IS NOT NULL"),
+    ),
 )
 
 revocations = Table(
