@@ -2,9 +2,11 @@
 
 A batch of an import books thousands of rows: plain tuples in table column order, with the
 timestamps already in the form each database stores, handed to the driver at once
-(storage.driver_rows). A constraint the database enforces still fails the whole statement,
-as an SQLAlchemy error like any other, so the import's line-by-line fallback and retries
-see no difference.
+(storage.driver_rows). PostgreSQL gets them in COPY's binary format, each value packed as
+its column's type: writing two timestamps per row as text cost the importer more than
+packing them (about 9 us of its CPU per event). A constraint the database enforces still
+fails the whole statement, as an SQLAlchemy error like any other, so the import's
+line-by-line fallback and retries see no difference.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import BigInteger, Connection, String, Table
 from sqlalchemy.exc import DBAPIError
 
 from clientstats.domain.ledger import Donation
 from clientstats.storage.driver_rows import driver_time, execute_many, is_sqlite
-from clientstats.storage.tables import deferred_revocations, donations, revocations
+from clientstats.storage.tables import UtcDateTime, deferred_revocations, donations, revocations
 
 _DONATION_COLUMNS = (
     "token", "channel", "amount_in_cents", "project_id", "pool_client_id", "client_id",
@@ -74,11 +76,12 @@ class LedgerRows:
             marks = ", ".join("?" * len(columns))
             execute_many(self.conn, f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
             return
-        statement = f"COPY {table.name} ({names}) FROM STDIN"
+        statement = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
         driver = self.conn.connection.driver_connection
         assert driver is not None
         try:
             with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.set_types([_binary_type(table.c[name].type) for name in columns])
                 for row in rows:
                     copy.write_row(row)
         except self.conn.dialect.loaded_dbapi.Error as exc:
@@ -86,3 +89,14 @@ class LedgerRows:
             raise DBAPIError.instance(
                 statement, None, exc, self.conn.dialect.loaded_dbapi.Error
             ) from exc
+
+
+def _binary_type(column_type: Any) -> str:
+    """The PostgreSQL type a column's values are packed as in a binary COPY."""
+    if isinstance(column_type, BigInteger):
+        return "int8"
+    if isinstance(column_type, String):
+        return "text"
+    if isinstance(column_type, UtcDateTime):
+        return "timestamptz"
+    raise TypeError(f"no binary COPY type for {column_type!r}")
