@@ -3,8 +3,8 @@
 A batch of an import books thousands of rows: plain tuples in table column order, with the
 timestamps already in the form each database stores, handed to the driver at once
 (storage.driver_rows). PostgreSQL gets them in COPY's binary format, each value packed as
-its column's type: writing two timestamps per row as text cost the importer more than
-packing them (about 9 us of its CPU per event). A constraint the database enforces still
+its column's type: writing them as text cost the importer about 9 us more of its CPU per
+event (benchmarks/results/import_postgres.md). A constraint the database enforces still
 fails the whole statement, as an SQLAlchemy error like any other, so the import's
 line-by-line fallback and retries see no difference.
 """
