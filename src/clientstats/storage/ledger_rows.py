@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, String, Table
@@ -81,7 +82,7 @@ class LedgerRows:
         assert driver is not None
         try:
             with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                copy.set_types([_binary_type(table.c[name].type) for name in columns])
+                copy.set_types(_binary_types(table, tuple(columns)))
                 for row in rows:
                     copy.write_row(row)
         except self.conn.dialect.loaded_dbapi.Error as exc:
@@ -91,8 +92,13 @@ class LedgerRows:
             ) from exc
 
 
+@cache
+def _binary_types(table: Table, columns: tuple[str, ...]) -> list[str]:
+    """The PostgreSQL types the columns' values are packed as in a binary COPY (once a table)."""
+    return [_binary_type(table.c[name].type) for name in columns]
+
+
 def _binary_type(column_type: Any) -> str:
-    """The PostgreSQL type a column's values are packed as in a binary COPY."""
     if isinstance(column_type, BigInteger):
         return "int8"
     if isinstance(column_type, String):
